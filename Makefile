@@ -1,0 +1,24 @@
+# Two entry points for a fresh machine: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_MODEL := models/tiny-glm4v
+
+.PHONY: demo test lint venv
+
+demo: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
+	$(BIN)/flashvqa ask --model $(DEMO_MODEL) --image examples/images/receipt.png "Is this a travel expense?"
+
+test: $(BIN)/flashvqa
+	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest
+
+venv: $(BIN)/flashvqa
+
+$(BIN)/flashvqa: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(DEMO_MODEL)/config.json: | $(BIN)/flashvqa
+	$(BIN)/flashvqa build-tiny-model --family glm4v --out $(DEMO_MODEL)

@@ -1,0 +1,1 @@
+"""flashvqa: low-latency image question answering on Ray Serve."""

@@ -1,0 +1,83 @@
+"""The `flashvqa` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from services.models.tiny_model import SIZES, build_tiny_model, describe
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flashvqa", description="Low-latency image question answering.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build-tiny-model", help="write a random-weight model of a real architecture")
+    build.add_argument("--family", choices=["glm4v", "qwen2_5_vl"], default="glm4v")
+    build.add_argument("--out", type=Path, required=True)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--size", choices=SIZES, default="tiny")
+    build.set_defaults(handler=_build_tiny_model)
+
+    ask = commands.add_parser("ask", help="answer a question about an image, in this process")
+    ask.add_argument("--model", type=Path, required=True, help="a model directory (GLM-4.6V-Flash or tiny)")
+    ask.add_argument("--image", type=Path, required=True)
+    ask.add_argument("--max-tokens", type=int, default=128)
+    ask.add_argument("--thinking", action="store_true", help="let GLM think before answering")
+    ask.add_argument("question")
+    ask.set_defaults(handler=_ask)
+    return parser
+
+
+def _build_tiny_model(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    out = build_tiny_model(args.family, args.out, seed=args.seed, size=args.size)
+    summary = describe(out) | {"seconds": round(time.perf_counter() - started, 2)}
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    # Imported here so that `build-tiny-model` and `--help` start fast.
+    from services.common.image_input import ImageInputError, load_image
+    from services.local_pipeline import GreedyRequest, LocalPipeline, image_question
+
+    try:
+        image = load_image(args.image.read_bytes())
+    except OSError as error:
+        return _fail(f"cannot read {args.image}: {error.strerror or error}")
+    except ImageInputError as error:
+        return _fail(f"{args.image}: {error}")
+    if not (args.model / "config.json").is_file():
+        return _fail(f"{args.model} is not a model directory (no config.json)")
+    pipeline = LocalPipeline(args.model)
+    request = GreedyRequest(
+        messages=image_question(args.question, 1),
+        images=[image],
+        max_tokens=args.max_tokens,
+        enable_thinking=args.thinking,
+    )
+    for delta in pipeline.stream_answer(request):
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"flashvqa: error: {message}\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The language half: chat template, tokenizer, placeholder expansion, and the text model with a KV cache.
+
+It never loads the vision tower: image embeddings arrive ready-made from the vision half (another process
+in production) and are scattered into the image placeholder positions of the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+from transformers.cache_utils import Cache, DynamicCache
+
+from services.common.image_embedding import ImageEmbedding
+from services.models.checkpoint import load_submodel, read_tensor
+from services.models.family import family_for_model_type
+from services.models.mrope import mrope_positions
+
+
+class PromptError(ValueError):
+    """Messages that cannot be turned into a prompt for this model (e.g. images and embeddings disagree)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered, tokenised prompt with each image placeholder expanded to its token count."""
+
+    token_ids: list[int]
+    image_grids: tuple[tuple[int, int, int], ...]
+    positions: torch.Tensor  # [3, num_tokens]
+    rope_delta: int
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+class LanguageHalf:
+    """Prompt building and the text model's forward pass; holds no per-request state."""
+
+    def __init__(self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        config = AutoConfig.from_pretrained(model_dir)
+        self.family = family_for_model_type(config.model_type)
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.text_model = load_submodel(
+            model_dir,
+            self.family.hf_class("text_class"),
+            config.text_config,
+            self.family.text_key_mapping,
+            device,
+            dtype,
+        )
+        self.text_config = config.text_config
+        self._embed_tokens = self.text_model.get_input_embeddings()
+        self.lm_head_weight: torch.Tensor = (
+            self._embed_tokens.weight  # type: ignore[assignment]
+            if config.tie_word_embeddings
+            else read_tensor(model_dir, "lm_head.weight", device, dtype)
+        )
+        self.image_token_id: int = config.image_token_id
+        self.merge_size: int = config.vision_config.spatial_merge_size
+        self.stop_token_ids: frozenset[int] = frozenset(_stop_token_ids(model_dir, config))
+
+    # -- prompt -------------------------------------------------------------------------------------------
+
+    def render_prompt(
+        self,
+        messages: list[dict[str, Any]],
+        image_grids: list[tuple[int, int, int]],
+        enable_thinking: bool = False,
+    ) -> Prompt:
+        """Chat template -> token ids, with the i-th image placeholder repeated once per token of image i."""
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
+        )
+        assert isinstance(text, str)
+        placeholder = self.family.image_token
+        pieces = text.split(placeholder)
+        if len(pieces) - 1 != len(image_grids):
+            raise PromptError(f"the messages hold {len(pieces) - 1} images but {len(image_grids)} were encoded")
+        expanded = pieces[0] + "".join(
+            placeholder * self.num_image_tokens(grid) + piece
+            for grid, piece in zip(image_grids, pieces[1:], strict=True)
+        )
+        token_ids: list[int] = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
+        positions, rope_delta = mrope_positions(
+            [token == self.image_token_id for token in token_ids], image_grids, self.merge_size
+        )
+        return Prompt(token_ids, tuple(image_grids), positions, rope_delta)
+
+    def num_image_tokens(self, grid: tuple[int, int, int]) -> int:
+        t, h, w = grid
+        return t * h * w // self.merge_size**2
+
+    # -- forward ------------------------------------------------------------------------------------------
+
+    def embed_prompt(self, prompt: Prompt, images: list[ImageEmbedding]) -> torch.Tensor:
+        """`[1, num_tokens, hidden]` input embeddings with the image embeddings in the placeholder slots."""
+        if [image.grid_thw for image in images] != list(prompt.image_grids):
+            raise PromptError("image embeddings do not match the prompt's images")
+        token_ids = torch.tensor([prompt.token_ids], device=self.device)
+        embeds: torch.Tensor = self._embed_tokens(token_ids)
+        if images:
+            image_embeds = torch.cat([image.embeds for image in images]).to(self.device, embeds.dtype)
+            mask = (token_ids == self.image_token_id).unsqueeze(-1)
+            embeds = embeds.masked_scatter(mask, image_embeds)
+        return embeds
+
+    def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
+        embeds: torch.Tensor = self._embed_tokens(token_ids.to(self.device))
+        return embeds
+
+    def new_cache(self) -> DynamicCache:
+        """An empty per-sequence KV cache for this model's layers."""
+        return DynamicCache(config=self.text_config)
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Cache,
+        attention_mask: torch.Tensor | None = None,
+        last_only: bool = True,
+    ) -> torch.Tensor:
+        """inputs_embeds: [B, S, H]; position_ids: [3, B, S] -> logits [B, V] (last position) or [B, S, V]."""
+        hidden = self.text_model(
+            inputs_embeds=inputs_embeds,
+            position_ids=position_ids.to(self.device),
+            attention_mask=attention_mask,
+            cache=cache,
+            use_cache=True,
+        ).last_hidden_state
+        if last_only:
+            hidden = hidden[:, -1]
+        return torch.nn.functional.linear(hidden, self.lm_head_weight).float()
+
+    def decode_positions(self, cache_lengths: list[int], rope_deltas: list[int]) -> torch.Tensor:
+        """Positions [3, B, 1] of the next token of each sequence."""
+        next_index = torch.tensor(cache_lengths) + torch.tensor(rope_deltas)
+        return next_index.view(1, -1, 1).expand(3, -1, -1)
+
+
+
+def _stop_token_ids(model_dir: Path, config: Any) -> list[int]:
+    try:
+        eos = GenerationConfig.from_pretrained(model_dir).eos_token_id
+    except OSError:
+        eos = None
+    if eos is None:
+        eos = config.text_config.eos_token_id
+    if eos is None:
+        return []
+    return [eos] if isinstance(eos, int) else list(eos)

@@ -1,0 +1,178 @@
+"""Random-weight models of the real architectures, written as ordinary Hugging Face model directories.
+
+Nothing can be downloaded here, so tests (size `tiny`, a few MB) and benchmarks (size `small`, tens of
+millions of parameters) run on these. A directory loads exactly like GLM-4.6V-Flash's or Qwen2.5-VL's:
+config, safetensors, tokenizer, processor configs and chat template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import GenerationConfig, PreTrainedTokenizerFast
+
+from services.models.checkpoint import quiet_transformers
+from services.models.family import FAMILIES, GLM4V, QWEN2_5_VL, ModelFamily
+from services.models.tiny_tokenizer import PAD_TOKEN, STOP_TOKENS, build_tokenizer
+
+Size = Literal["tiny", "small"]
+SIZES: tuple[Size, ...] = ("tiny", "small")
+
+
+@dataclass(frozen=True)
+class _Dims:
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    text_kv_heads: int
+    text_intermediate: int
+    vision_hidden: int
+    vision_depth: int
+    vision_heads: int
+    vision_intermediate: int
+
+
+_DIMS: dict[Size, _Dims] = {
+    "tiny": _Dims(64, 2, 4, 2, 128, 32, 2, 2, 64),
+    "small": _Dims(512, 8, 8, 2, 1536, 384, 6, 6, 1536),
+}
+# The real checkpoints' image processor bounds (pixels): the processors are the production ones.
+_IMAGE_SIZE_BOUNDS = {GLM4V.name: (12544, 9633792), QWEN2_5_VL.name: (3136, 12845056)}
+_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def build_tiny_model(family_name: str, out: Path, seed: int = 0, size: Size = "tiny") -> Path:
+    """Write a random-weight model directory of `family_name`; identical bytes for identical arguments."""
+    family = FAMILIES[family_name]
+    tokenizer = build_tokenizer(family)
+    config = _model_config(family, tokenizer, _DIMS[size])
+    torch.manual_seed(seed)
+    model = family.hf_class("model_class")(config).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    with quiet_transformers():
+        model.save_pretrained(out)
+        _processor(family, tokenizer).save_pretrained(out)
+        _generation_config(family, tokenizer).save_pretrained(out)
+    return out
+
+
+def chat_template(family: ModelFamily) -> str:
+    return resources.files("services.models").joinpath(f"chat_templates/{family.name}.jinja").read_text()
+
+
+def _vocab_size(tokenizer: PreTrainedTokenizerFast) -> int:
+    return (len(tokenizer) + 63) // 64 * 64
+
+
+def _token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    assert isinstance(token_id, int) and token_id != tokenizer.unk_token_id, token
+    return token_id
+
+
+def _model_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast, dims: _Dims) -> Any:
+    head_dim = dims.text_hidden // dims.text_heads
+    eos_ids = [_token_id(tokenizer, token) for token in STOP_TOKENS[family.name]]
+    text = {
+        "vocab_size": _vocab_size(tokenizer),
+        "hidden_size": dims.text_hidden,
+        "intermediate_size": dims.text_intermediate,
+        "num_hidden_layers": dims.text_layers,
+        "num_attention_heads": dims.text_heads,
+        "num_key_value_heads": dims.text_kv_heads,
+        "max_position_embeddings": 32768,
+        "eos_token_id": eos_ids,
+        "pad_token_id": _token_id(tokenizer, PAD_TOKEN[family.name]),
+    }
+    vision = {
+        "depth": dims.vision_depth,
+        "hidden_size": dims.vision_hidden,
+        "num_heads": dims.vision_heads,
+        "intermediate_size": dims.vision_intermediate,
+        "out_hidden_size": dims.text_hidden,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
+    config_class = family.hf_class("model_class").config_class
+    if family is GLM4V:
+        # GLM rotates half of each head (partial_rotary_factor 0.5); mrope_section splits those
+        # head_dim / 4 frequencies over (t, h, w) in the real model's proportions 8:12:12.
+        rotary_pairs = head_dim // 4
+        text["rope_parameters"] = {
+            "rope_type": "default", "rope_theta": 500000.0, "partial_rotary_factor": 0.5,
+            "mrope_section": _split_like(rotary_pairs, (8, 12, 12)),
+        }
+        return config_class(
+            text_config=text,
+            vision_config={**vision, "image_size": 336},
+            image_token_id=_token_id(tokenizer, "<|image|>"),
+            video_token_id=_token_id(tokenizer, "<|video|>"),
+            image_start_token_id=_token_id(tokenizer, "<|begin_of_image|>"),
+            image_end_token_id=_token_id(tokenizer, "<|end_of_image|>"),
+            video_start_token_id=_token_id(tokenizer, "<|begin_of_video|>"),
+            video_end_token_id=_token_id(tokenizer, "<|end_of_video|>"),
+        )
+    text["bos_token_id"] = _token_id(tokenizer, "<|endoftext|>")
+    text["rope_parameters"] = {
+        "rope_type": "default", "rope_theta": 1000000.0, "mrope_section": _split_like(head_dim // 2, (16, 24, 24)),
+    }
+    return config_class(
+        text_config=text,
+        vision_config={
+            **vision, "window_size": 112, "fullatt_block_indexes": [dims.vision_depth - 1], "tokens_per_second": 2,
+        },
+        image_token_id=_token_id(tokenizer, "<|image_pad|>"),
+        video_token_id=_token_id(tokenizer, "<|video_pad|>"),
+        vision_start_token_id=_token_id(tokenizer, "<|vision_start|>"),
+        vision_end_token_id=_token_id(tokenizer, "<|vision_end|>"),
+    )
+
+
+def _split_like(total: int, proportions: tuple[int, int, int]) -> list[int]:
+    """Split `total` into three positive parts in roughly these proportions (t, h, w)."""
+    parts = [max(1, total * share // sum(proportions)) for share in proportions]
+    parts[0] += total - sum(parts)
+    assert parts[0] > 0 and sum(parts) == total, (total, parts)
+    return parts
+
+
+def _processor(family: ModelFamily, tokenizer: PreTrainedTokenizerFast) -> Any:
+    min_pixels, max_pixels = _IMAGE_SIZE_BOUNDS[family.name]
+    common: dict[str, Any] = {
+        "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+        "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD,
+    }
+    if family is GLM4V:
+        common["size"] = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    else:
+        common.update(min_pixels=min_pixels, max_pixels=max_pixels)
+    image_processor = family.hf_class("image_processor_class")(**common)
+    video_processor = family.hf_class("video_processor_class")(**common)
+    return family.hf_class("processor_class")(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=chat_template(family),
+    )
+
+
+def _generation_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast) -> GenerationConfig:
+    return GenerationConfig(
+        eos_token_id=[_token_id(tokenizer, token) for token in STOP_TOKENS[family.name]],
+        pad_token_id=_token_id(tokenizer, PAD_TOKEN[family.name]),
+        do_sample=False,
+    )
+
+
+def describe(model_dir: Path) -> dict[str, Any]:
+    """A short summary of a model directory, for the CLI."""
+    config = json.loads((model_dir / "config.json").read_text())
+    weights = sum(path.stat().st_size for path in model_dir.glob("*.safetensors"))
+    return {"model_type": config["model_type"], "weights_bytes": weights, "path": str(model_dir)}

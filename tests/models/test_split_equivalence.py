@@ -1,0 +1,185 @@
+"""The split (vision half in one place, language half in another) must be the model, token for token."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from services.common.image_input import load_image
+from services.local_pipeline import GreedyRequest, LocalPipeline, image_question
+from services.models.family import FAMILIES
+from services.models.language_half import LanguageHalf
+from services.models.vision_half import VisionHalf
+from tests.conftest import FAMILY_NAMES, noise_image
+
+MAX_NEW_TOKENS = 12
+CPU = torch.device("cpu")
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+IMAGE_CASES: dict[str, list[tuple[int, int]]] = {
+    "one_image": [(200, 120)],
+    "two_images": [(96, 96), (160, 224)],
+    "tall": [(60, 300)],
+    "wide": [(400, 90)],
+    "one_pixel": [(1, 1)],
+    "larger_than_max_pixels": [(900, 700)],
+    "text_only": [],
+}
+
+
+class _Reference:
+    """transformers' own `generate` on the whole model, through the real processor."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from transformers import AutoProcessor
+
+        family = FAMILIES[Path(model_dir).name]
+        self.family = family
+        self.model = family.hf_class("model_class").from_pretrained(model_dir).eval()
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+
+    def generate(self, messages: list[dict[str, Any]], **template_kwargs: Any) -> list[int]:
+        inputs = self.processor.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True,
+            **template_kwargs,
+        )
+        output = self.model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        tokens: list[int] = output[0, inputs["input_ids"].shape[1] :].tolist()
+        pad = self.model.generation_config.pad_token_id
+        while tokens and tokens[-1] == pad and tokens[-1] not in self.model.generation_config.eos_token_id:
+            tokens.pop()
+        return tokens
+
+
+@pytest.fixture(scope="module")
+def references(tiny_model_dirs: dict[str, Path]) -> dict[str, _Reference]:
+    return {name: _Reference(path) for name, path in tiny_model_dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
+    return {name: LocalPipeline(path, CPU) for name, path in tiny_model_dirs.items()}
+
+
+def _with_images(messages: list[dict[str, Any]], images: list[Image.Image]) -> list[dict[str, Any]]:
+    """The same messages with each image part carrying its picture, as the processor wants them."""
+    pictures = iter(images)
+
+    def with_picture(part: dict[str, Any]) -> dict[str, Any]:
+        return {**part, "image": next(pictures)} if part["type"] == "image" else part
+
+    return [
+        message if isinstance(message["content"], str)
+        else {**message, "content": [with_picture(part) for part in message["content"]]}
+        for message in messages
+    ]
+
+
+class TestSplitMatchesGenerate:
+    """Greedy tokens of vision half + language half == `model.generate` on the processor's inputs."""
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    @pytest.mark.parametrize("case", sorted(IMAGE_CASES))
+    def test_same_tokens(
+        self, family: str, case: str, references: dict[str, _Reference], pipelines: dict[str, LocalPipeline]
+    ) -> None:
+        images = [
+            load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
+        ]
+        messages = image_question("What is in this picture?", len(images))
+        thinking_kwargs = {"enable_thinking": False} if family == "glm4v" else {}
+        expected = references[family].generate(_with_images(messages, images), **thinking_kwargs)
+
+        actual = list(pipelines[family].generate_token_ids(
+            GreedyRequest(messages=messages, images=images, max_tokens=MAX_NEW_TOKENS)
+        ))
+
+        assert len(expected) > 0
+        assert actual == expected
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_multi_turn_with_system_prompt(
+        self, family: str, references: dict[str, _Reference], pipelines: dict[str, LocalPipeline]
+    ) -> None:
+        image = noise_image(128, 96, seed=7)
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": "Answer briefly."},
+            *image_question("What colour is it?", 1),
+            {"role": "assistant", "content": "Red."},
+            {"role": "user", "content": [{"type": "text", "text": "And the shape?"}]},
+        ]
+        thinking_kwargs = {"enable_thinking": False} if family == "glm4v" else {}
+        expected = references[family].generate(_with_images(messages, [image]), **thinking_kwargs)
+        actual = list(pipelines[family].generate_token_ids(
+            GreedyRequest(messages=messages, images=[image], max_tokens=MAX_NEW_TOKENS)
+        ))
+        assert actual == expected
+
+
+def _checkpoint_with_only(model_dir: Path, out: Path, keep: Callable[[str], bool]) -> Path:
+    """A copy of the model directory whose weights file holds only the tensors whose names `keep` accepts."""
+    out.mkdir()
+    for path in model_dir.iterdir():
+        if path.name != "model.safetensors":
+            (out / path.name).write_bytes(path.read_bytes())
+    tensors = load_file(model_dir / "model.safetensors")
+    kept = {name: tensor for name, tensor in tensors.items() if keep(name)}
+    assert 0 < len(kept) < len(tensors)
+    save_file(kept, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+class TestHalvesAreIndependent:
+    """Each half loads and runs from a checkpoint that lacks the other half entirely."""
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_each_half_runs_without_the_other(
+        self, family: str, tiny_model_dirs: dict[str, Path], pipelines: dict[str, LocalPipeline], tmp_path: Path
+    ) -> None:
+        model_dir = tiny_model_dirs[family]
+        vision_patterns = [re.compile(pattern) for pattern in FAMILIES[family].vision_key_mapping]
+
+        def is_vision(name: str) -> bool:
+            return any(pattern.match(name) for pattern in vision_patterns)
+
+        vision = VisionHalf(_checkpoint_with_only(model_dir, tmp_path / "vision", is_vision), CPU)
+        language = LanguageHalf(
+            _checkpoint_with_only(model_dir, tmp_path / "language", lambda name: not is_vision(name)), CPU
+        )
+        image = noise_image(112, 112, seed=3)
+
+        embeddings = vision.encode([image])
+        prompt = language.render_prompt(image_question("What?", 1), [embeddings[0].grid_thw])
+        logits = language.forward(
+            language.embed_prompt(prompt, embeddings),
+            prompt.positions.unsqueeze(1),
+            cache=language.new_cache(),
+        )
+
+        whole = pipelines[family]
+        assert torch.equal(embeddings[0].embeds, whole.vision.encode([image])[0].embeds)
+        expected = next(whole.generate_token_ids(GreedyRequest(image_question("What?", 1), [image], max_tokens=1)))
+        assert int(logits.argmax(-1)[0]) == expected
+
+
+class TestLoadingIsStrict:
+    def test_a_checkpoint_missing_tensors_is_refused(self, tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+        """A half must never run with randomly initialised weights because its tensors were not found."""
+        model_dir = tiny_model_dirs["glm4v"]
+        text_only = _checkpoint_with_only(model_dir, tmp_path / "text", lambda name: "visual" not in name)
+        with pytest.raises(ValueError, match="lacks"):
+            VisionHalf(text_only, CPU)

@@ -1,0 +1,54 @@
+"""The `flashvqa` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.cli import main
+
+EXAMPLE_IMAGE = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"
+
+
+def test_build_tiny_model_writes_a_model_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "qwen"
+    assert main(["build-tiny-model", "--family", "qwen2_5_vl", "--out", str(out), "--seed", "5"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model_type"] == "qwen2_5_vl"
+    assert (out / "model.safetensors").stat().st_size == summary["weights_bytes"]
+
+
+def test_ask_streams_an_answer(tiny_model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "--model", str(tiny_model_dirs["glm4v"]), "--image", str(EXAMPLE_IMAGE),
+                 "--max-tokens", "8", "Is this a travel expense?"])
+    assert code == 0
+    assert capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"hello, not an image", "not a supported image"), (b"\xff\xd8\xff\xe0" + b"\0" * 40, "")],
+    ids=["empty", "text", "truncated_jpeg"],
+)
+def test_ask_names_the_problem_with_a_bad_image(
+    content: bytes, message: str, tiny_model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "upload.jpg"
+    image.write_bytes(content)
+    assert main(["ask", "--model", str(tiny_model_dirs["glm4v"]), "--image", str(image), "what?"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"flashvqa: error: {image}: ")
+    assert message in error
+    assert "Traceback" not in error
+
+
+def test_ask_with_a_missing_file(tiny_model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "--model", str(tiny_model_dirs["glm4v"]), "--image", "/nonexistent.png", "what?"]) == 2
+    assert "cannot read /nonexistent.png" in capsys.readouterr().err
+
+
+def test_ask_with_a_directory_that_is_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "--model", str(tmp_path), "--image", str(EXAMPLE_IMAGE), "what?"]) == 2
+    assert "not a model directory" in capsys.readouterr().err
