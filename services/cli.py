@@ -50,7 +50,8 @@ def _build_tiny_model(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     # Imported here so that `build-tiny-model` and `--help` start fast.
     from services.common.image_input import ImageInputError, load_image
-    from services.local_pipeline import GreedyRequest, LocalPipeline, image_question
+    from services.llm_decoder.engine import SamplingParams
+    from services.local_pipeline import LocalPipeline, image_question
 
     try:
         image = load_image(args.image.read_bytes())
@@ -61,14 +62,9 @@ def _ask(args: argparse.Namespace) -> int:
     if not (args.model / "config.json").is_file():
         return _fail(f"{args.model} is not a model directory (no config.json)")
     pipeline = LocalPipeline(args.model)
-    request = GreedyRequest(
-        messages=image_question(args.question, 1),
-        images=[image],
-        max_tokens=args.max_tokens,
-        enable_thinking=args.thinking,
-    )
-    for delta in pipeline.stream_answer(request):
-        sys.stdout.write(delta)
+    params = SamplingParams(max_tokens=args.max_tokens, temperature=0.0)
+    for output in pipeline.generate(image_question(args.question, 1), [image], params, args.thinking):
+        sys.stdout.write(output.text)
         sys.stdout.flush()
     sys.stdout.write("\n")
     return 0

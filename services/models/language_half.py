@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-from transformers.cache_utils import Cache, DynamicCache
 
 from services.common.image_embedding import ImageEmbedding
 from services.models.checkpoint import load_submodel, read_tensor
 from services.models.family import family_for_model_type
+from services.models.kv_cache import KVCacheView, KVShape
 from services.models.mrope import mrope_positions
 
 
@@ -114,36 +114,39 @@ class LanguageHalf:
         embeds: torch.Tensor = self._embed_tokens(token_ids.to(self.device))
         return embeds
 
-    def new_cache(self) -> DynamicCache:
-        """An empty per-sequence KV cache for this model's layers."""
-        return DynamicCache(config=self.text_config)
+    @property
+    def kv_shape(self) -> KVShape:
+        config = self.text_config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        return KVShape(config.num_hidden_layers, config.num_key_value_heads, head_dim, self.lm_head_weight.dtype)
 
     @torch.inference_mode()
     def forward(
         self,
         inputs_embeds: torch.Tensor,
         position_ids: torch.Tensor,
-        cache: Cache,
-        attention_mask: torch.Tensor | None = None,
-        last_only: bool = True,
+        attention_mask: torch.Tensor,
+        cache: KVCacheView,
     ) -> torch.Tensor:
-        """inputs_embeds: [B, S, H]; position_ids: [3, B, S] -> logits [B, V] (last position) or [B, S, V]."""
-        hidden = self.text_model(
-            inputs_embeds=inputs_embeds,
-            position_ids=position_ids.to(self.device),
-            attention_mask=attention_mask,
-            cache=cache,
-            use_cache=True,
-        ).last_hidden_state
-        if last_only:
-            hidden = hidden[:, -1]
+        """Logits `[B, V]` of the last position of each row.
+
+        inputs_embeds: [B, S, H]; position_ids: [3, B, S]; attention_mask: bool [B, 1, S, K] over the K
+        cached-plus-new keys, True where a query may attend. We run the decoder layers ourselves (rather
+        than the text model's forward) so that the mask and the KV layout are the engine's: one batched
+        forward over sequences of different lengths, with no per-sequence cache objects.
+        """
+        text_model: Any = self.text_model
+        hidden = inputs_embeds
+        rotary = text_model.rotary_emb(hidden, position_ids.to(self.device))
+        for layer in text_model.layers:
+            hidden = layer(hidden, attention_mask=attention_mask, position_embeddings=rotary, cache=cache)
+        hidden = text_model.norm(hidden[:, -1])
         return torch.nn.functional.linear(hidden, self.lm_head_weight).float()
 
-    def decode_positions(self, cache_lengths: list[int], rope_deltas: list[int]) -> torch.Tensor:
-        """Positions [3, B, 1] of the next token of each sequence."""
-        next_index = torch.tensor(cache_lengths) + torch.tensor(rope_deltas)
-        return next_index.view(1, -1, 1).expand(3, -1, -1)
-
+    @staticmethod
+    def decode_positions(cache_lengths: torch.Tensor, rope_deltas: torch.Tensor) -> torch.Tensor:
+        """Positions [3, B, 1] of each sequence's next token: its text index shifted by its rope delta."""
+        return (cache_lengths + rope_deltas).view(1, -1, 1).expand(3, -1, -1)
 
 
 def _stop_token_ids(model_dir: Path, config: Any) -> list[int]:

@@ -14,7 +14,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from services.common.image_input import load_image
-from services.local_pipeline import GreedyRequest, LocalPipeline, image_question
+from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.local_pipeline import LocalPipeline, image_question
 from services.models.family import FAMILIES
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
@@ -89,6 +90,11 @@ def _with_images(messages: list[dict[str, Any]], images: list[Image.Image]) -> l
     ]
 
 
+def _greedy_tokens(pipeline: LocalPipeline, messages: list[dict[str, Any]], images: list[Image.Image]) -> list[int]:
+    params = SamplingParams(max_tokens=MAX_NEW_TOKENS, temperature=0.0)
+    return [token for output in pipeline.generate(messages, images, params) for token in output.token_ids]
+
+
 class TestSplitMatchesGenerate:
     """Greedy tokens of vision half + language half == `model.generate` on the processor's inputs."""
 
@@ -104,9 +110,7 @@ class TestSplitMatchesGenerate:
         thinking_kwargs = {"enable_thinking": False} if family == "glm4v" else {}
         expected = references[family].generate(_with_images(messages, images), **thinking_kwargs)
 
-        actual = list(pipelines[family].generate_token_ids(
-            GreedyRequest(messages=messages, images=images, max_tokens=MAX_NEW_TOKENS)
-        ))
+        actual = _greedy_tokens(pipelines[family], messages, images)
 
         assert len(expected) > 0
         assert actual == expected
@@ -124,9 +128,7 @@ class TestSplitMatchesGenerate:
         ]
         thinking_kwargs = {"enable_thinking": False} if family == "glm4v" else {}
         expected = references[family].generate(_with_images(messages, [image]), **thinking_kwargs)
-        actual = list(pipelines[family].generate_token_ids(
-            GreedyRequest(messages=messages, images=[image], max_tokens=MAX_NEW_TOKENS)
-        ))
+        actual = _greedy_tokens(pipelines[family], messages, [image])
         assert actual == expected
 
 
@@ -163,17 +165,13 @@ class TestHalvesAreIndependent:
         image = noise_image(112, 112, seed=3)
 
         embeddings = vision.encode([image])
-        prompt = language.render_prompt(image_question("What?", 1), [embeddings[0].grid_thw])
-        logits = language.forward(
-            language.embed_prompt(prompt, embeddings),
-            prompt.positions.unsqueeze(1),
-            cache=language.new_cache(),
-        )
+        engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=512))
+        engine.add_request("only", image_question("What?", 1), embeddings, SamplingParams(max_tokens=1, temperature=0))
+        (output,) = engine.step()
 
         whole = pipelines[family]
         assert torch.equal(embeddings[0].embeds, whole.vision.encode([image])[0].embeds)
-        expected = next(whole.generate_token_ids(GreedyRequest(image_question("What?", 1), [image], max_tokens=1)))
-        assert int(logits.argmax(-1)[0]) == expected
+        assert list(output.token_ids) == _greedy_tokens(whole, image_question("What?", 1), [image])[:1]
 
 
 class TestLoadingIsStrict:

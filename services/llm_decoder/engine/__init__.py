@@ -1,0 +1,17 @@
+"""Continuous batching over the language half: scheduler, KV slots, sampler, output processing."""
+
+from services.llm_decoder.engine.config import EngineConfig
+from services.llm_decoder.engine.errors import ContextLengthError, EngineError, QueueFullError
+from services.llm_decoder.engine.llm_engine import EngineStats, LLMEngine, RequestOutput
+from services.llm_decoder.engine.sampling_params import SamplingParams
+
+__all__ = [
+    "ContextLengthError",
+    "EngineConfig",
+    "EngineError",
+    "EngineStats",
+    "LLMEngine",
+    "QueueFullError",
+    "RequestOutput",
+    "SamplingParams",
+]

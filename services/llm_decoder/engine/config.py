@@ -1,0 +1,22 @@
+"""Sizing of one decoder engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """`max_num_seqs` sequences decode together, each up to `max_model_len` tokens (prompt + output);
+    at most `max_waiting` more wait for a slot, beyond which requests are refused at once.
+    `max_prefill_tokens` bounds the prompt tokens prefilled in one step, so that a burst of arrivals
+    cannot stall the running sequences' next token for long."""
+
+    max_num_seqs: int = 16
+    max_model_len: int = 4096
+    max_waiting: int = 64
+    max_prefill_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        assert self.max_num_seqs >= 1 and self.max_model_len >= 2
+        assert self.max_waiting >= 0 and self.max_prefill_tokens >= 1

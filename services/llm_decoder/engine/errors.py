@@ -1,0 +1,21 @@
+"""Why the engine refuses a request; the gateway maps each to an HTTP status."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of the engine's refusals. `param` names the offending request field, if one is to blame."""
+
+    param: str | None = None
+
+
+class QueueFullError(EngineError):
+    """The waiting queue is at its bound: the caller should retry later (429 with Retry-After)."""
+
+
+class ContextLengthError(EngineError):
+    """The prompt, or prompt plus max_tokens, does not fit the model's context (400)."""
+
+    def __init__(self, message: str, param: str = "messages") -> None:
+        super().__init__(message)
+        self.param = param

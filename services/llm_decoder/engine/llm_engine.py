@@ -1,0 +1,171 @@
+"""The decoder engine: continuous batching over the language half. Synchronous and Ray-free;
+`AsyncLLMEngine` drives it from an event loop and the deployment puts it on a replica."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from services.common.image_embedding import ImageEmbedding
+from services.llm_decoder.engine.config import EngineConfig
+from services.llm_decoder.engine.errors import ContextLengthError
+from services.llm_decoder.engine.model_runner import ModelRunner
+from services.llm_decoder.engine.output_processor import OutputProcessor
+from services.llm_decoder.engine.sampler import sample
+from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.llm_decoder.engine.scheduler import Scheduler
+from services.llm_decoder.engine.sequence import FinishReason, Sequence
+from services.models.language_half import LanguageHalf
+
+
+@dataclass(frozen=True)
+class RequestOutput:
+    """What one step produced for one request: new text and token ids, and whether it ended."""
+
+    request_id: str
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str | None
+    num_prompt_tokens: int
+    num_output_tokens: int
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    num_running: int
+    num_waiting: int
+    num_free_slots: int
+    kv_cache_usage: float  # cached tokens / capacity
+    num_finished: int
+    num_aborted: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+class LLMEngine:
+    def __init__(self, language: LanguageHalf, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.language = language
+        self.runner = ModelRunner(language, self.config)
+        self.scheduler = Scheduler(self.config)
+        self._sequences: dict[str, Sequence] = {}
+        self._counts = {"finished": 0, "aborted": 0, "prompt_tokens": 0, "output_tokens": 0}
+
+    def add_request(
+        self,
+        request_id: str,
+        messages: list[dict[str, Any]],
+        images: list[ImageEmbedding],
+        params: SamplingParams,
+        enable_thinking: bool = False,
+    ) -> Sequence:
+        """Queue a request. Raises PromptError, ContextLengthError or QueueFullError."""
+        assert request_id not in self._sequences, f"duplicate request id {request_id}"
+        prompt = self.language.render_prompt(messages, [image.grid_thw for image in images], enable_thinking)
+        room = self.config.max_model_len - prompt.num_tokens
+        if room < 1:
+            raise ContextLengthError(
+                f"the prompt is {prompt.num_tokens} tokens; this model's context is {self.config.max_model_len}"
+            )
+        if params.max_tokens is not None and params.max_tokens > room:
+            raise ContextLengthError(
+                f"max_tokens {params.max_tokens} + prompt {prompt.num_tokens} tokens exceeds the context of "
+                f"{self.config.max_model_len} tokens",
+                param="max_tokens",
+            )
+        max_tokens = params.max_tokens or room
+        stop_ids = frozenset(params.stop_token_ids) | (
+            frozenset() if params.ignore_eos else self.language.stop_token_ids
+        )
+        sequence = Sequence(
+            request_id=request_id,
+            prompt=prompt,
+            images=images,
+            params=params,
+            max_tokens=max_tokens,
+            output=OutputProcessor(self.language.tokenizer, params.stop, stop_ids, max_tokens),
+            generator=_generator(params.seed, self.runner.device),
+        )
+        self.scheduler.add(sequence)
+        self._sequences[request_id] = sequence
+        return sequence
+
+    def abort(self, request_id: str) -> bool:
+        """Drop a request wherever it is and free its slot at once; False if it is not here."""
+        sequence = self._sequences.get(request_id)
+        if sequence is None:
+            return False
+        sequence.finish_reason = FinishReason.ABORT
+        self._release(sequence)
+        self._counts["aborted"] += 1
+        return True
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.scheduler.waiting or self.scheduler.running)
+
+    def step(self) -> list[RequestOutput]:
+        """Admit and prefill waiting sequences, then decode every other running sequence by one token."""
+        scheduled = self.scheduler.schedule()
+        outputs = []
+        for sequence in scheduled.prefills:
+            self._counts["prompt_tokens"] += sequence.num_prompt_tokens
+            logits = self.runner.prefill(sequence).unsqueeze(0)
+            outputs.append(self._append(sequence, sample(logits, [sequence.params], [sequence.generator])[0]))
+        if scheduled.decodes:
+            logits = self.runner.decode(scheduled.decodes)
+            tokens = sample(logits, [s.params for s in scheduled.decodes], [s.generator for s in scheduled.decodes])
+            outputs.extend(self._append(s, token) for s, token in zip(scheduled.decodes, tokens, strict=True))
+        for sequence in [s for s in scheduled.prefills + scheduled.decodes if s.finish_reason is not None]:
+            self._release(sequence)
+            self._counts["finished"] += 1
+        return outputs
+
+    def stats(self) -> EngineStats:
+        running = self.scheduler.running
+        capacity = self.config.max_num_seqs * self.config.max_model_len
+        return EngineStats(
+            num_running=len(running),
+            num_waiting=len(self.scheduler.waiting),
+            num_free_slots=self.scheduler.num_free_slots,
+            kv_cache_usage=sum(s.num_cached_tokens for s in running) / capacity,
+            num_finished=self._counts["finished"],
+            num_aborted=self._counts["aborted"],
+            prompt_tokens=self._counts["prompt_tokens"],
+            output_tokens=self._counts["output_tokens"],
+        )
+
+    def _append(self, sequence: Sequence, token_id: int) -> RequestOutput:
+        sequence.output_token_ids.append(token_id)
+        self._counts["output_tokens"] += 1
+        text = sequence.output.append(token_id, sequence.num_output_tokens)
+        if sequence.output.finish_reason is not None:
+            sequence.finish_reason = FinishReason(sequence.output.finish_reason)
+        return RequestOutput(
+            request_id=sequence.request_id,
+            text=text,
+            token_ids=(token_id,),
+            finish_reason=sequence.finish_reason.value if sequence.finish_reason else None,
+            num_prompt_tokens=sequence.num_prompt_tokens,
+            num_output_tokens=sequence.num_output_tokens,
+        )
+
+    def _release(self, sequence: Sequence) -> None:
+        move = self.scheduler.free(sequence)
+        if move is not None:
+            self.runner.kv.move(move.source, move.target, move.length)
+        del self._sequences[sequence.request_id]
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    if seed is None:
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator

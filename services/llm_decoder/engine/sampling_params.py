@@ -1,0 +1,29 @@
+"""How one request wants its tokens chosen and when it wants them to stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """`temperature == 0` is greedy. `top_k == 0` and `top_p == 1` disable those filters.
+    The gateway validates client values; these asserts guard internal callers."""
+
+    max_tokens: int | None = None  # None: up to the context length
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        assert self.max_tokens is None or self.max_tokens >= 1
+        assert self.temperature >= 0 and 0 < self.top_p <= 1 and self.top_k >= 0
+        assert all(self.stop), "stop strings must be non-empty"
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1

@@ -1,0 +1,61 @@
+"""One request inside the engine: its prompt, its output so far, and where its KV lives."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import torch
+
+from services.common.image_embedding import ImageEmbedding
+from services.llm_decoder.engine.output_processor import OutputProcessor
+from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.models.language_half import Prompt
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = enum.auto()
+    RUNNING = enum.auto()
+    FINISHED = enum.auto()
+
+
+class FinishReason(enum.StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    ABORT = "abort"
+
+
+@dataclass(eq=False)
+class Sequence:
+    request_id: str
+    prompt: Prompt
+    images: list[ImageEmbedding]
+    params: SamplingParams
+    max_tokens: int  # the request's bound, already clipped to the context length
+    output: OutputProcessor
+    generator: torch.Generator | None = None
+    status: SequenceStatus = SequenceStatus.WAITING
+    slot: int | None = None
+    finish_reason: FinishReason | None = None
+    output_token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        return self.prompt.num_tokens
+
+    @property
+    def num_output_tokens(self) -> int:
+        return len(self.output_token_ids)
+
+    @property
+    def num_cached_tokens(self) -> int:
+        """Tokens whose keys and values are in the cache: all but the last sampled one."""
+        return self.num_prompt_tokens + max(self.num_output_tokens - 1, 0)
+
+    @property
+    def last_token_id(self) -> int:
+        return self.output_token_ids[-1]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status is SequenceStatus.FINISHED
