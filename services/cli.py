@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from services.models.tiny_model import SIZES, build_tiny_model, describe
+
+DEFAULT_HOME = Path(os.environ.get("FLASHVQA_HOME", Path.home() / ".cache" / "flashvqa"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--thinking", action="store_true", help="let GLM think before answering")
     ask.add_argument("question")
     ask.set_defaults(handler=_ask)
+
+    serve = commands.add_parser("serve", help="run encoder, decoder and gateway on a local Ray (Ctrl-C stops)")
+    serve.add_argument("--model", type=Path, help=f"a model directory (default: a tiny GLM model in {DEFAULT_HOME})")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--device", help="torch device, e.g. cuda:0 (default: CUDA if present, else CPU)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -68,6 +78,30 @@ def _ask(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     sys.stdout.write("\n")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from services.local_server import serve_until_signalled
+
+    model = args.model or _default_model()
+    if not (model / "config.json").is_file():
+        return _fail(f"{model} is not a model directory (no config.json)")
+    url = f"http://{args.host}:{args.port}"
+
+    def announce() -> None:
+        sys.stdout.write(f"flashvqa: serving {model} at {url} (OpenAI API under {url}/v1); Ctrl-C stops\n")
+        sys.stdout.flush()
+
+    serve_until_signalled({"model": str(model), "device": args.device}, args.host, args.port, announce)
+    return 0
+
+
+def _default_model() -> Path:
+    """The embedded default: a tiny GLM-4.6V-architecture model, built on first use."""
+    model = DEFAULT_HOME / "tiny-glm4v"
+    if not (model / "config.json").is_file():
+        build_tiny_model("glm4v", model)
+    return model
 
 
 def _fail(message: str) -> int:

@@ -14,17 +14,10 @@ from typing import Any
 import torch
 from PIL import Image
 
+from services.common.device import default_device, default_dtype
 from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 class LocalPipeline:

@@ -66,7 +66,20 @@ class LLMEngine:
         enable_thinking: bool = False,
     ) -> Sequence:
         """Queue a request. Raises PromptError, ContextLengthError or QueueFullError."""
-        assert request_id not in self._sequences, f"duplicate request id {request_id}"
+        sequence = self.prepare(request_id, messages, images, params, enable_thinking)
+        self.enqueue(sequence)
+        return sequence
+
+    def prepare(
+        self,
+        request_id: str,
+        messages: list[dict[str, Any]],
+        images: list[ImageEmbedding],
+        params: SamplingParams,
+        enable_thinking: bool = False,
+    ) -> Sequence:
+        """Render and check a request without touching the queues (safe while a step runs elsewhere).
+        Raises PromptError or ContextLengthError."""
         prompt = self.language.render_prompt(messages, [image.grid_thw for image in images], enable_thinking)
         room = self.config.max_model_len - prompt.num_tokens
         if room < 1:
@@ -92,9 +105,13 @@ class LLMEngine:
             output=OutputProcessor(self.language.tokenizer, params.stop, stop_ids, max_tokens),
             generator=_generator(params.seed, self.runner.device),
         )
-        self.scheduler.add(sequence)
-        self._sequences[request_id] = sequence
         return sequence
+
+    def enqueue(self, sequence: Sequence) -> None:
+        """Put a prepared sequence in the waiting queue. Raises QueueFullError."""
+        assert sequence.request_id not in self._sequences, f"duplicate request id {sequence.request_id}"
+        self.scheduler.add(sequence)
+        self._sequences[sequence.request_id] = sequence
 
     def abort(self, request_id: str) -> bool:
         """Drop a request wherever it is and free its slot at once; False if it is not here."""

@@ -1,0 +1,99 @@
+"""One builder wires the three deployments into the Serve application (named by `serve_config.yaml`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from ray.serve import Application, Deployment
+
+from services.gateway.deployment import GatewayDeployment
+from services.gateway.options import GatewayOptions
+from services.llm_decoder.deployment import LLMDecoderDeployment
+from services.llm_decoder.engine import EngineConfig
+from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
+
+
+class DeploymentArgs(BaseModel):
+    """Serve options of one pool; `autoscaling_config`, when given, replaces `num_replicas`."""
+
+    num_replicas: int = Field(1, ge=1)
+    autoscaling_config: dict[str, Any] | None = None
+    max_ongoing_requests: int | None = Field(None, ge=1, description="per replica; default depends on the pool")
+    max_queued_requests: int = Field(64, ge=-1, description="waiting at the caller beyond that: 503; -1 unbounded")
+    ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 1})
+
+    def serve_options(self, default_max_ongoing: int) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_ongoing_requests": self.max_ongoing_requests or default_max_ongoing,
+            "max_queued_requests": self.max_queued_requests,
+            "ray_actor_options": self.ray_actor_options,
+        }
+        if self.autoscaling_config is not None:
+            options["autoscaling_config"] = self.autoscaling_config
+        else:
+            options["num_replicas"] = self.num_replicas
+        return options
+
+
+class EncoderArgs(DeploymentArgs):
+    batching: EncoderBatching = Field(default_factory=EncoderBatching)
+    cache_bytes: int = Field(256 << 20, ge=0, description="embedding cache per replica")
+
+
+class DecoderArgs(DeploymentArgs):
+    max_num_seqs: int = Field(16, ge=1, description="sequences decoded together per replica")
+    max_model_len: int = Field(4096, ge=2, description="prompt + output tokens per sequence")
+    max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
+    max_prefill_tokens: int = Field(4096, ge=1, description="prompt tokens prefilled per engine step")
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens)
+
+
+class GatewayArgs(DeploymentArgs):
+    max_images_per_request: int = Field(4, ge=0)
+    max_image_bytes: int = Field(20 << 20, ge=1)
+    max_pixels: int = Field(512 * 512, ge=1)
+
+
+class AppArgs(BaseModel):
+    model: str = Field(description="the model directory (GLM-4.6V-Flash, a Qwen2.5-VL, or a tiny test model)")
+    served_model_name: str | None = Field(None, description="the model id clients use; the directory name if unset")
+    device: str | None = Field(None, description="torch device for encoder and decoder; CUDA when present")
+    encoder: EncoderArgs = Field(default_factory=EncoderArgs)
+    decoder: DecoderArgs = Field(default_factory=DecoderArgs)
+    gateway: GatewayArgs = Field(default_factory=GatewayArgs)
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or Path(self.model).name
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    app_args = AppArgs.model_validate(args)
+    encoder = _deployment(VisionEncoderDeployment).options(
+        user_config=app_args.encoder.batching.model_dump(),
+        **app_args.encoder.serve_options(default_max_ongoing=4 * app_args.encoder.batching.max_batch_size),
+    ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes)
+    decoder_args = app_args.decoder
+    decoder = _deployment(LLMDecoderDeployment).options(
+        # Everything the engine holds (running and waiting) is "ongoing" to Serve.
+        **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
+    ).bind(app_args.model, decoder_args.engine_config(), app_args.device)
+    gateway_options = GatewayOptions(
+        model_name=app_args.model_name,
+        max_images_per_request=app_args.gateway.max_images_per_request,
+        max_image_bytes=app_args.gateway.max_image_bytes,
+        max_pixels=app_args.gateway.max_pixels,
+    )
+    return _deployment(GatewayDeployment).options(**app_args.gateway.serve_options(default_max_ongoing=256)).bind(
+        encoder, decoder, gateway_options
+    )
+
+
+def _deployment(decorated: object) -> Deployment:
+    """`@serve.deployment` turns a class into a Deployment; type checkers still see the class."""
+    assert isinstance(decorated, Deployment)
+    return decorated

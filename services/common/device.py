@@ -1,0 +1,17 @@
+"""Where the model runs: the GPU when there is one, with bf16; else the CPU in fp32."""
+
+from __future__ import annotations
+
+import torch
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(name: str | None) -> torch.device:
+    return default_device() if name is None else torch.device(name)
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32

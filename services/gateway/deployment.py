@@ -1,0 +1,22 @@
+"""The gateway as the Ray Serve ingress deployment (CPU)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from services.gateway.app import create_app
+from services.gateway.chat_service import ChatService
+from services.gateway.options import GatewayOptions
+from services.gateway.ray_backends import RayBackends
+
+
+@serve.deployment(name="gateway")
+@serve.ingress()
+class GatewayDeployment:
+    def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle, options: GatewayOptions) -> None:
+        self._service = ChatService(RayBackends(encoder, decoder), options)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self._service)

@@ -1,0 +1,67 @@
+"""Every failure a client can cause, as one typed error, and the one place that turns it into HTTP."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from services.common.image_input import ImageInputError
+from services.gateway.protocol import ErrorDetail, ErrorResponse
+from services.llm_decoder.engine import ContextLengthError, QueueFullError
+from services.models.language_half import PromptError
+
+RETRY_AFTER_SECONDS = 1
+
+
+class APIError(Exception):
+    """An error to send to the client in the OpenAI envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = ErrorDetail(message=message, type=type, param=param, code=code)
+        self.headers = headers or {}
+
+
+class ServiceUnavailableError(Exception):
+    """A backend pool cannot take the request now (its queue is full or it is restarting)."""
+
+
+# What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
+CLIENT_ERRORS: tuple[type[Exception], ...] = (
+    APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError, TimeoutError,
+)
+
+
+def to_api_error(error: Exception) -> APIError:
+    """Map any exception to the error the client sees; unknown ones become a 500 without internals."""
+    match error:
+        case APIError():
+            return error
+        case ImageInputError():
+            return APIError(400, str(error), param=error.param, code="invalid_image")
+        case ContextLengthError():
+            return APIError(400, str(error), param=error.param, code="context_length_exceeded")
+        case PromptError():
+            return APIError(400, str(error), param="messages")
+        case QueueFullError():
+            return APIError(429, f"{error}; retry shortly", type="rate_limit_error", code="server_busy",
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        case ServiceUnavailableError():
+            return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        case TimeoutError():
+            return APIError(504, "the request took too long", type="server_error", code="timeout")
+    return APIError(500, "internal error", type="server_error")
+
+
+def error_response(error: APIError) -> JSONResponse:
+    body = ErrorResponse(error=error.detail).model_dump()
+    return JSONResponse(body, status_code=error.status, headers=error.headers)

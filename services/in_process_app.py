@@ -1,0 +1,46 @@
+"""The gateway with encoder and decoder in its own process, no Ray: the baseline the split deployments
+are measured against, and a fast way to test the HTTP surface."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.common.device import default_dtype, resolve_device
+from services.common.image_embedding import ImageEmbedding
+from services.common.raw_image import RawImage
+from services.gateway.app import create_app
+from services.gateway.backends import InProcessBackends
+from services.gateway.chat_service import ChatService
+from services.gateway.options import GatewayOptions
+from services.llm_decoder.async_engine import AsyncLLMEngine
+from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.models.language_half import LanguageHalf
+from services.models.vision_half import VisionHalf
+from services.vision_encoder.embedding_cache import EmbeddingCache
+from services.vision_encoder.encoder import VisionEncoder
+
+
+def build_in_process_app(
+    model_dir: Path,
+    engine_config: EngineConfig | None = None,
+    options: GatewayOptions | None = None,
+    device: str | None = None,
+    cache_bytes: int = 256 << 20,
+) -> FastAPI:
+    torch_device = resolve_device(device)
+    vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
+
+    async def encode_one(image: RawImage) -> ImageEmbedding:
+        (embedding,) = await asyncio.to_thread(vision.encode, [image.to_image()])
+        return embedding
+
+    encoder = VisionEncoder(encode_one, EmbeddingCache(cache_bytes))
+    language = LanguageHalf(model_dir, torch_device, default_dtype(torch_device))
+    engine = AsyncLLMEngine(LLMEngine(language, engine_config))
+    service = ChatService(InProcessBackends(encoder, engine), options or GatewayOptions(model_name=model_dir.name))
+    app = create_app(service)
+    app.state.engine = engine
+    return app

@@ -1,0 +1,126 @@
+"""Driving the synchronous engine from an event loop, one async stream per request.
+
+The engine is touched by one thread at a time: its steps run in a worker thread (so the replica's event
+loop keeps accepting and streaming), and requests and aborts that arrive meanwhile are queued here and
+applied between steps. A request is checked (prompt, context length, capacity) when it arrives, so a
+refusal is immediate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from services.common.image_embedding import ImageEmbedding
+from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput, SamplingParams
+from services.llm_decoder.engine.sequence import Sequence
+
+logger = logging.getLogger(__name__)
+
+
+class EngineDeadError(RuntimeError):
+    """The engine loop failed; requests in flight end with this error and the replica reports unhealthy."""
+
+
+class AsyncLLMEngine:
+    def __init__(self, engine: LLMEngine) -> None:
+        self._engine = engine
+        self._streams: dict[str, asyncio.Queue[RequestOutput | BaseException]] = {}
+        self._to_add: list[Sequence] = []
+        self._to_abort: set[str] = set()
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def is_healthy(self) -> bool:
+        return self._error is None
+
+    async def generate(
+        self,
+        request_id: str,
+        messages: list[dict[str, Any]],
+        images: list[ImageEmbedding],
+        params: SamplingParams,
+        enable_thinking: bool = False,
+    ) -> AsyncIterator[RequestOutput]:
+        """Stream one request's outputs; leaving the iteration early (or being cancelled) aborts it."""
+        if self._error is not None:
+            raise EngineDeadError("the decoder engine has failed") from self._error
+        sequence = self._engine.prepare(request_id, messages, images, params, enable_thinking)
+        self._check_capacity()
+        stream: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
+        self._streams[request_id] = stream
+        self._to_add.append(sequence)
+        self._start()
+        finished = False
+        try:
+            while not finished:
+                item = await stream.get()
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item.finished
+                yield item
+        finally:
+            self._streams.pop(request_id, None)
+            if not finished:
+                self._to_abort.add(request_id)
+                self._wakeup.set()
+
+    def stats(self) -> EngineStats:
+        return self._engine.stats()
+
+    def _check_capacity(self) -> None:
+        scheduler = self._engine.scheduler
+        waiting = len(scheduler.waiting) + len(self._to_add)
+        if waiting >= self._engine.config.max_waiting + scheduler.num_free_slots:
+            raise QueueFullError(f"the decoder is at capacity ({waiting} requests waiting)")
+
+    def _start(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.get_running_loop().create_task(self._run())
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                self._apply_pending()
+                if not self._engine.has_work:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                for output in await asyncio.to_thread(self._engine.step):
+                    self._deliver(output.request_id, output)
+        except asyncio.CancelledError:
+            self._fail_all(EngineDeadError("the decoder engine was shut down"))
+            raise
+        except Exception as error:  # a bug or a device failure: fail loudly, never leave clients hanging
+            logger.exception("decoder engine loop failed")
+            self._fail_all(error)
+
+    def _apply_pending(self) -> None:
+        adds, self._to_add = self._to_add, []
+        for sequence in adds:
+            if sequence.request_id in self._to_abort:
+                self._to_abort.discard(sequence.request_id)
+                continue
+            try:
+                self._engine.enqueue(sequence)
+            except QueueFullError as error:
+                self._deliver(sequence.request_id, error)
+        aborts, self._to_abort = self._to_abort, set()
+        for request_id in aborts:
+            self._engine.abort(request_id)
+
+    def _deliver(self, request_id: str, item: RequestOutput | BaseException) -> None:
+        stream = self._streams.get(request_id)
+        if stream is not None:
+            stream.put_nowait(item)
+
+    def _fail_all(self, error: BaseException) -> None:
+        self._error = error
+        dead = error if isinstance(error, EngineDeadError) else EngineDeadError(f"the decoder engine failed: {error}")
+        for request_id in list(self._streams):
+            self._deliver(request_id, dead)

@@ -1,0 +1,16 @@
+"""The message from the gateway to the LLM decoder (the images travel beside it, by reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.llm_decoder.engine import SamplingParams
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    request_id: str
+    messages: list[dict[str, Any]]  # chat-template messages; each image part is a bare {"type": "image"}
+    params: SamplingParams
+    enable_thinking: bool = False

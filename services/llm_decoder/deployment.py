@@ -1,0 +1,38 @@
+"""The LLM decoder as a Ray Serve deployment: one continuous-batching engine per (GPU) replica."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ray import serve
+
+from services.common.device import default_dtype, resolve_device
+from services.common.image_embedding import ImageEmbedding
+from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
+from services.llm_decoder.decode_request import DecodeRequest
+from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
+from services.models.language_half import LanguageHalf
+
+
+@serve.deployment(name="llm_decoder")
+class LLMDecoderDeployment:
+    def __init__(self, model_dir: str, engine_config: EngineConfig, device: str | None = None) -> None:
+        torch_device = resolve_device(device)
+        language = LanguageHalf(Path(model_dir), torch_device, default_dtype(torch_device))
+        self._engine = AsyncLLMEngine(LLMEngine(language, engine_config))
+
+    async def generate(self, request: DecodeRequest, *images: ImageEmbedding) -> AsyncIterator[RequestOutput]:
+        """Stream a request's outputs. The image embeddings arrive resolved from the encoder's object
+        references; cancelling the call (a client that went away) aborts the sequence."""
+        async for output in self._engine.generate(
+            request.request_id, request.messages, list(images), request.params, request.enable_thinking
+        ):
+            yield output
+
+    def stats(self) -> EngineStats:
+        return self._engine.stats()
+
+    def check_health(self) -> None:
+        if not self._engine.is_healthy:
+            raise EngineDeadError("the decoder engine loop has failed")

@@ -1,0 +1,35 @@
+"""`flashvqa serve`: a local Ray, the three deployments, and a clean exit on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+APP_NAME = "flashvqa"
+
+
+def serve_until_signalled(
+    app_args: dict[str, Any], host: str, port: int, on_ready: Callable[[], None] | None = None
+) -> None:
+    import ray
+    from ray import serve
+
+    from services.app_builder import build_app
+
+    # Replicas ask for one logical CPU each; a laptop has enough cores to share, so offer at least four.
+    ray.init(num_cpus=max(os.cpu_count() or 1, 4), include_dashboard=False, configure_logging=False)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs handlers of its own
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")
+        if on_ready is not None:
+            on_ready()
+        stop.wait()
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,70 @@
+"""The vision encoder as a Ray Serve deployment: dynamic batching on its own (GPU) replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from ray import serve
+
+from services.common.device import default_dtype, resolve_device
+from services.common.image_embedding import ImageEmbedding
+from services.common.raw_image import RawImage
+from services.models.vision_half import VisionHalf
+from services.vision_encoder.embedding_cache import EmbeddingCache
+from services.vision_encoder.encoder import VisionEncoder
+
+
+class EncoderBatching(BaseModel):
+    """Batch knobs, live-tunable through the deployment's `user_config`."""
+
+    max_batch_size: int = Field(8, ge=1, description="images encoded in one forward of the vision tower")
+    batch_wait_timeout_s: float = Field(
+        0.005, ge=0, description="how long the first image of a batch waits for company"
+    )
+
+
+class EncoderStats(BaseModel):
+    cache_hits: int
+    cache_misses: int
+    cache_entries: int
+    batches: int
+    images_encoded: int
+    largest_batch: int
+
+
+@serve.deployment(name="vision_encoder")
+class VisionEncoderDeployment:
+    def __init__(self, model_dir: str, device: str | None = None, cache_bytes: int = 256 << 20) -> None:
+        torch_device = resolve_device(device)
+        self._vision = VisionHalf(Path(model_dir), torch_device, default_dtype(torch_device))
+        self._encoder = VisionEncoder(self._encode_batch, EmbeddingCache(cache_bytes))
+        self._batch_sizes: list[int] = []
+
+    def reconfigure(self, user_config: dict) -> None:
+        batching = EncoderBatching.model_validate(user_config)
+        batch_method: Any = self._encode_batch  # serve.batch adds the setters at run time
+        batch_method.set_max_batch_size(batching.max_batch_size)
+        batch_method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+
+    async def encode(self, image: RawImage) -> ImageEmbedding:
+        return await self._encoder.encode(image)
+
+    def stats(self) -> EncoderStats:
+        cache = self._encoder.stats()
+        return EncoderStats(
+            cache_hits=cache.hits,
+            cache_misses=cache.misses,
+            cache_entries=cache.entries,
+            batches=len(self._batch_sizes),
+            images_encoded=sum(self._batch_sizes),
+            largest_batch=max(self._batch_sizes, default=0),
+        )
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _encode_batch(self, images: list[RawImage]) -> list[ImageEmbedding]:
+        self._batch_sizes.append(len(images))
+        # The tower runs in a worker thread so the replica keeps collecting the next batch meanwhile.
+        return await asyncio.to_thread(self._vision.encode, [image.to_image() for image in images])
