@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 APP_NAME = "flashvqa"
+SERVE_SHUTDOWN_TIMEOUT_S = 30
 
 
 def serve_until_signalled(
@@ -31,5 +32,9 @@ def serve_until_signalled(
             on_ready()
         stop.wait()
     finally:
-        serve.shutdown()
+        # A SIGTERM sent to the whole process group (systemd, `timeout`) has already killed Ray's own
+        # daemons, and then Serve's graceful shutdown would wait forever: give it a bounded time.
+        stopper = threading.Thread(target=serve.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(timeout=SERVE_SHUTDOWN_TIMEOUT_S)
         ray.shutdown()

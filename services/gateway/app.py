@@ -94,7 +94,7 @@ async def _complete(service: ChatService, body: ChatCompletionRequest) -> ChatCo
     model = service.options.model_name
     outputs = service.outputs(body, completion_id)
     if not body.stream:
-        return await completion_response(outputs, completion_id, model)
+        return await completion_response(outputs, completion_id, model, body.return_token_ids)
     # Wait for the first output before answering 200, so refusals (bad image, queue full) keep their status.
     try:
         first = await anext(outputs)
@@ -102,7 +102,7 @@ async def _complete(service: ChatService, body: ChatCompletionRequest) -> ChatCo
         await outputs.aclose()  # type: ignore[attr-defined]
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = completion_events(first, outputs, completion_id, model, include_usage)
+    events = completion_events(first, outputs, completion_id, model, include_usage, body.return_token_ids)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

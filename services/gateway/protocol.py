@@ -67,6 +67,7 @@ class ChatCompletionRequest(OpenAIModel):
     stop_token_ids: list[int] = Field(default_factory=list)
     ignore_eos: bool = False
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    return_token_ids: bool = Field(False, description="add each choice's generated token ids")
 
     @field_validator("stop")
     @classmethod
@@ -122,6 +123,7 @@ class Choice(OpenAIModel):
     message: AssistantMessage
     finish_reason: str | None
     logprobs: None = None
+    token_ids: list[int] | None = None
 
 
 class ChatCompletionResponse(OpenAIModel):
@@ -143,6 +145,7 @@ class ChunkChoice(OpenAIModel):
     delta: Delta
     finish_reason: str | None = None
     logprobs: None = None
+    token_ids: list[int] | None = None
 
 
 class ChatCompletionChunk(OpenAIModel):

@@ -32,20 +32,22 @@ def _usage(output: RequestOutput) -> Usage:
 
 
 async def completion_response(
-    outputs: AsyncIterator[RequestOutput], completion_id: str, model: str
+    outputs: AsyncIterator[RequestOutput], completion_id: str, model: str, return_token_ids: bool
 ) -> ChatCompletionResponse:
     text: list[str] = []
+    token_ids: list[int] = []
     last: RequestOutput | None = None
     async for output in outputs:
         text.append(output.text)
+        token_ids.extend(output.token_ids)
         last = output
     assert last is not None and last.finished, "the decoder stream ended without finishing"
-    return ChatCompletionResponse(
-        id=completion_id,
-        model=model,
-        choices=[Choice(message=AssistantMessage(content="".join(text)), finish_reason=last.finish_reason)],
-        usage=_usage(last),
+    choice = Choice(
+        message=AssistantMessage(content="".join(text)),
+        finish_reason=last.finish_reason,
+        token_ids=token_ids if return_token_ids else None,
     )
+    return ChatCompletionResponse(id=completion_id, model=model, choices=[choice], usage=_usage(last))
 
 
 async def completion_events(
@@ -54,6 +56,7 @@ async def completion_events(
     completion_id: str,
     model: str,
     include_usage: bool,
+    return_token_ids: bool,
 ) -> AsyncIterator[str]:
     """SSE frames: a role chunk, content chunks, a finish chunk, optionally usage, then [DONE].
     An error after the stream started can only be reported in-band, as an error event."""
@@ -64,15 +67,18 @@ async def completion_events(
         body = chunk.model_dump(mode="json")
         for choice in body["choices"]:  # like OpenAI: a delta names only what it carries
             choice["delta"] = {key: value for key, value in choice["delta"].items() if value is not None}
+            if choice["token_ids"] is None:
+                del choice["token_ids"]
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
     yield frame([ChunkChoice(delta=Delta(role="assistant", content=""))])
     output = first
     try:
         while True:
-            if output.text or output.finished:
+            if output.text or output.finished or return_token_ids:
                 delta = Delta(content=output.text) if output.text else Delta()
-                yield frame([ChunkChoice(delta=delta, finish_reason=output.finish_reason)])
+                token_ids = list(output.token_ids) if return_token_ids else None
+                yield frame([ChunkChoice(delta=delta, finish_reason=output.finish_reason, token_ids=token_ids)])
             if output.finished:
                 break
             output = await anext(rest)

@@ -20,6 +20,7 @@ from services.models.family import FAMILIES
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image
+from tests.reference import ReferenceModel
 
 MAX_NEW_TOKENS = 12
 CPU = torch.device("cpu")
@@ -42,52 +43,14 @@ IMAGE_CASES: dict[str, list[tuple[int, int]]] = {
 }
 
 
-class _Reference:
-    """transformers' own `generate` on the whole model, through the real processor."""
-
-    def __init__(self, model_dir: Path) -> None:
-        from transformers import AutoProcessor
-
-        family = FAMILIES[Path(model_dir).name]
-        self.family = family
-        self.model = family.hf_class("model_class").from_pretrained(model_dir).eval()
-        self.processor = AutoProcessor.from_pretrained(model_dir)
-
-    def generate(self, messages: list[dict[str, Any]], **template_kwargs: Any) -> list[int]:
-        inputs = self.processor.apply_chat_template(
-            messages, tokenize=True, return_dict=True, return_tensors="pt", add_generation_prompt=True,
-            **template_kwargs,
-        )
-        output = self.model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
-        tokens: list[int] = output[0, inputs["input_ids"].shape[1] :].tolist()
-        pad = self.model.generation_config.pad_token_id
-        while tokens and tokens[-1] == pad and tokens[-1] not in self.model.generation_config.eos_token_id:
-            tokens.pop()
-        return tokens
-
-
 @pytest.fixture(scope="module")
-def references(tiny_model_dirs: dict[str, Path]) -> dict[str, _Reference]:
-    return {name: _Reference(path) for name, path in tiny_model_dirs.items()}
+def references(tiny_model_dirs: dict[str, Path]) -> dict[str, ReferenceModel]:
+    return {name: ReferenceModel(path) for name, path in tiny_model_dirs.items()}
 
 
 @pytest.fixture(scope="module")
 def pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
     return {name: LocalPipeline(path, CPU) for name, path in tiny_model_dirs.items()}
-
-
-def _with_images(messages: list[dict[str, Any]], images: list[Image.Image]) -> list[dict[str, Any]]:
-    """The same messages with each image part carrying its picture, as the processor wants them."""
-    pictures = iter(images)
-
-    def with_picture(part: dict[str, Any]) -> dict[str, Any]:
-        return {**part, "image": next(pictures)} if part["type"] == "image" else part
-
-    return [
-        message if isinstance(message["content"], str)
-        else {**message, "content": [with_picture(part) for part in message["content"]]}
-        for message in messages
-    ]
 
 
 def _greedy_tokens(pipeline: LocalPipeline, messages: list[dict[str, Any]], images: list[Image.Image]) -> list[int]:
@@ -101,14 +64,13 @@ class TestSplitMatchesGenerate:
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     @pytest.mark.parametrize("case", sorted(IMAGE_CASES))
     def test_same_tokens(
-        self, family: str, case: str, references: dict[str, _Reference], pipelines: dict[str, LocalPipeline]
+        self, family: str, case: str, references: dict[str, ReferenceModel], pipelines: dict[str, LocalPipeline]
     ) -> None:
         images = [
             load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
         ]
         messages = image_question("What is in this picture?", len(images))
-        thinking_kwargs = {"enable_thinking": False} if family == "glm4v" else {}
-        expected = references[family].generate(_with_images(messages, images), **thinking_kwargs)
+        expected = references[family].generate(messages, images, MAX_NEW_TOKENS)
 
         actual = _greedy_tokens(pipelines[family], messages, images)
 
@@ -117,7 +79,7 @@ class TestSplitMatchesGenerate:
 
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     def test_multi_turn_with_system_prompt(
-        self, family: str, references: dict[str, _Reference], pipelines: dict[str, LocalPipeline]
+        self, family: str, references: dict[str, ReferenceModel], pipelines: dict[str, LocalPipeline]
     ) -> None:
         image = noise_image(128, 96, seed=7)
         messages: list[dict[str, Any]] = [
@@ -126,8 +88,7 @@ class TestSplitMatchesGenerate:
             {"role": "assistant", "content": "Red."},
             {"role": "user", "content": [{"type": "text", "text": "And the shape?"}]},
         ]
-        thinking_kwargs = {"enable_thinking": False} if family == "glm4v" else {}
-        expected = references[family].generate(_with_images(messages, [image]), **thinking_kwargs)
+        expected = references[family].generate(messages, [image], MAX_NEW_TOKENS)
         actual = _greedy_tokens(pipelines[family], messages, [image])
         assert actual == expected
 

@@ -1,0 +1,235 @@
+"""The real thing: `flashvqa serve` on a real local Ray, spoken to with the official `openai` client.
+
+One server per family (started by the CLI as a user would), shut down with SIGTERM at the end, which
+must leave no process behind."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from services.common.image_input import load_image
+from services.local_pipeline import image_question
+from tests.conftest import FAMILY_NAMES, noise_image
+from tests.reference import ReferenceModel
+
+STARTUP_TIMEOUT_S = 240
+FLASHVQA = Path(sys.executable).parent / "flashvqa"
+
+
+@dataclass
+class Server:
+    url: str
+    model: str
+    process: subprocess.Popen[bytes]
+    reference: ReferenceModel
+
+    @property
+    def client(self) -> OpenAI:
+        return OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"flashvqa serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"flashvqa serve did not become healthy:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module", params=FAMILY_NAMES)
+def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp_path_factory: Any) -> Iterator[Server]:
+    model_dir = tiny_model_dirs[request.param]
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(FLASHVQA), "serve", "--model", str(model_dir), "--port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield Server(url, model_dir.name, process, ReferenceModel(model_dir))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("flashvqa serve did not exit within 90 s of SIGTERM")
+        assert code == 0, log.read_text()[-4000:]
+        _assert_process_group_gone(process.pid)
+
+
+def _assert_process_group_gone(pgid: int) -> None:
+    """Ray's daemons and replicas were started inside the server's session: none may outlive it."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    leftovers = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(pgid)], capture_output=True, text=True).stdout
+    pytest.fail(f"processes left behind after shutdown:\n{leftovers}")
+
+
+# Serve's handles do not survive reconnecting one process to a second cluster, so each look at the
+# decoder's engine stats runs in a short-lived driver process of its own.
+_STATS_PROBE = """
+import json, sys, time, ray
+from ray import serve
+ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
+handle = serve.get_deployment_handle("llm_decoder", app_name="flashvqa")
+want_aborted, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+while True:
+    stats = handle.stats.remote().result()
+    done = stats.num_aborted >= want_aborted and stats.num_running == 0 and stats.num_waiting == 0
+    if done or time.monotonic() > deadline:
+        print(json.dumps(stats.__dict__))
+        break
+    time.sleep(0.1)
+"""
+
+
+def _decoder_stats(wait_for_aborted: int = 0, timeout: float = 30) -> dict[str, Any]:
+    """The decoder's engine stats, once it has aborted `wait_for_aborted` requests and gone idle
+    (or the timeout passed)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _STATS_PROBE, str(wait_for_aborted), str(timeout)],
+        capture_output=True, text=True, timeout=timeout + 60, check=True,
+    )
+    stats: dict[str, Any] = json.loads(probe.stdout.strip().splitlines()[-1])
+    return stats
+
+
+def _png(width: int, height: int, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    noise_image(width, height, seed).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _openai_messages(question: str, pngs: list[bytes]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{base64.b64encode(png).decode()}"}}
+        for png in pngs
+    ]
+    return [{"role": "user", "content": [*parts, {"type": "text", "text": question}]}]
+
+
+def _served_tokens(server: Server, messages: list[dict[str, Any]], max_tokens: int = 10) -> list[int]:
+    response = server.client.chat.completions.create(
+        model=server.model, messages=messages, max_tokens=max_tokens, temperature=0,  # type: ignore[arg-type]
+        extra_body={"return_token_ids": True},
+    )
+    return list(response.choices[0].token_ids)  # type: ignore[attr-defined]
+
+
+class TestServedAnswersEqualGenerate:
+    """Through gateway, encoder and decoder deployments, greedy tokens are `model.generate`'s."""
+
+    def test_image_and_question(self, server: Server) -> None:
+        png = _png(200, 120, seed=1)
+        expected = server.reference.generate(image_question("What is this?", 1), [load_image(png)], 10)
+        assert _served_tokens(server, _openai_messages("What is this?", [png])) == expected
+
+    def test_streaming(self, server: Server) -> None:
+        png = _png(150, 150, seed=2)
+        expected = server.reference.generate(image_question("Describe it.", 1), [load_image(png)], 10)
+        stream = server.client.chat.completions.create(
+            model=server.model, messages=_openai_messages("Describe it.", [png]),  # type: ignore[arg-type]
+            max_tokens=10, temperature=0, stream=True, stream_options={"include_usage": True},
+            extra_body={"return_token_ids": True},
+        )
+        chunks = list(stream)
+        tokens = [token for chunk in chunks if chunk.choices for token in getattr(chunk.choices[0], "token_ids", [])]
+        assert tokens == expected
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == len(expected)
+
+    def test_two_turn_conversation(self, server: Server) -> None:
+        png = _png(120, 160, seed=3)
+        openai_messages = [
+            *_openai_messages("What colour?", [png]),
+            {"role": "assistant", "content": "Blue."},
+            {"role": "user", "content": "And the shape?"},
+        ]
+        template_messages = [
+            *image_question("What colour?", 1),
+            {"role": "assistant", "content": "Blue."},
+            {"role": "user", "content": "And the shape?"},
+        ]
+        expected = server.reference.generate(template_messages, [load_image(png)], 10)
+        assert _served_tokens(server, openai_messages) == expected
+
+    def test_text_only(self, server: Server) -> None:
+        messages = [{"role": "user", "content": "Tell me about receipts."}]
+        assert _served_tokens(server, messages) == server.reference.generate(messages, [], 10)
+
+    def test_eight_concurrent_requests_get_their_solo_tokens(self, server: Server) -> None:
+        requests = [_openai_messages(f"Question {i}?", [_png(64 + 16 * i, 96, seed=10 + i)]) for i in range(8)]
+        alone = [_served_tokens(server, messages, max_tokens=12) for messages in requests]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            together = list(pool.map(lambda messages: _served_tokens(server, messages, max_tokens=12), requests))
+        assert together == alone
+
+
+class TestServing:
+    def test_aborting_a_stream_frees_its_sequence(self, server: Server) -> None:
+        before = _decoder_stats()["num_aborted"]
+        stream = server.client.chat.completions.create(
+            model=server.model, messages=_openai_messages("Go on.", [_png(64, 64, seed=5)]),  # type: ignore[arg-type]
+            max_tokens=3000, temperature=0, stream=True, extra_body={"ignore_eos": True},
+        )
+        for index, _ in enumerate(stream):
+            if index == 3:
+                break
+        stream.close()
+        stats = _decoder_stats(wait_for_aborted=before + 1)
+        assert stats["num_aborted"] == before + 1
+        assert (stats["num_running"], stats["num_waiting"]) == (0, 0)
+        assert len(_served_tokens(server, _openai_messages("Next?", [_png(64, 64, seed=6)]), max_tokens=3)) >= 1
+
+    def test_vqa_multipart(self, server: Server) -> None:
+        response = httpx.post(
+            f"{server.url}/v1/vqa", files={"image": ("receipt.png", _png(100, 140, seed=7), "image/png")},
+            data={"question": "Is this a travel expense?", "max_tokens": "5"}, timeout=60,
+        )
+        assert response.status_code == 200
+        assert response.json()["usage"]["completion_tokens"] >= 1
+
+    def test_bad_image_is_a_400_and_the_server_keeps_serving(self, server: Server) -> None:
+        broken_image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=60,
+                              json={"messages": [{"role": "user", "content": [broken_image]}]})
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "messages[0].content[0].image_url"
+        assert server.client.models.list().data[0].id == server.model
