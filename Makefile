@@ -1,13 +1,19 @@
-# Two entry points for a fresh machine: `make demo` and `make test` (see README).
+# Two entry points for a fresh machine: `make serve` and `make test` (see README).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_MODEL := models/tiny-glm4v
 
-.PHONY: demo test lint venv
+.PHONY: serve ask test bench venv
 
-demo: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
+serve: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
+	$(BIN)/flashvqa serve --model $(DEMO_MODEL) --port 8000
+
+ask: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
 	$(BIN)/flashvqa ask --model $(DEMO_MODEL) --image examples/images/receipt.png "Is this a travel expense?"
+
+bench: $(BIN)/flashvqa
+	$(BIN)/python bench/serving_benchmark.py
 
 test: $(BIN)/flashvqa
 	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application, Deployment
 
 from services.gateway.deployment import GatewayDeployment
@@ -18,10 +18,15 @@ from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDep
 class DeploymentArgs(BaseModel):
     """Serve options of one pool; `autoscaling_config`, when given, replaces `num_replicas`."""
 
+    model_config = ConfigDict(extra="forbid")
+
     num_replicas: int = Field(1, ge=1)
     autoscaling_config: dict[str, Any] | None = None
     max_ongoing_requests: int | None = Field(None, ge=1, description="per replica; default depends on the pool")
     max_queued_requests: int = Field(64, ge=-1, description="waiting at the caller beyond that: 503; -1 unbounded")
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch in each replica (Ray otherwise allows num_cpus threads)"
+    )
     ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 1})
 
     def serve_options(self, default_max_ongoing: int) -> dict[str, Any]:
@@ -59,6 +64,8 @@ class GatewayArgs(DeploymentArgs):
 
 
 class AppArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt knob must not be silently ignored
+
     model: str = Field(description="the model directory (GLM-4.6V-Flash, a Qwen2.5-VL, or a tiny test model)")
     served_model_name: str | None = Field(None, description="the model id clients use; the directory name if unset")
     device: str | None = Field(None, description="torch device for encoder and decoder; CUDA when present")
@@ -76,12 +83,12 @@ def build_app(args: dict[str, Any]) -> Application:
     encoder = _deployment(VisionEncoderDeployment).options(
         user_config=app_args.encoder.batching.model_dump(),
         **app_args.encoder.serve_options(default_max_ongoing=4 * app_args.encoder.batching.max_batch_size),
-    ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes)
+    ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes, app_args.encoder.torch_threads)
     decoder_args = app_args.decoder
     decoder = _deployment(LLMDecoderDeployment).options(
         # Everything the engine holds (running and waiting) is "ongoing" to Serve.
         **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
-    ).bind(app_args.model, decoder_args.engine_config(), app_args.device)
+    ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads)
     gateway_options = GatewayOptions(
         model_name=app_args.model_name,
         max_images_per_request=app_args.gateway.max_images_per_request,

@@ -92,7 +92,11 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.write(f"flashvqa: serving {model} at {url} (OpenAI API under {url}/v1); Ctrl-C stops\n")
         sys.stdout.flush()
 
-    serve_until_signalled({"model": str(model), "device": args.device}, args.host, args.port, announce)
+    # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the
+    # decoder keeps Ray's one thread, so that its steps do not fight the per-token streaming work.
+    encoder_threads = None if (args.device or "").startswith("cuda") else os.cpu_count()
+    app_args = {"model": str(model), "device": args.device, "encoder": {"torch_threads": encoder_threads}}
+    serve_until_signalled(app_args, args.host, args.port, announce)
     return 0
 
 

@@ -15,3 +15,10 @@ def resolve_device(name: str | None) -> torch.device:
 
 def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Ray limits each worker's OpenMP threads to its `num_cpus` (1 by default), which halves prefill and
+    vision speed on a CPU host; a CPU deployment states how many threads its replica may use."""
+    if threads is not None:
+        torch.set_num_threads(threads)

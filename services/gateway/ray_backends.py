@@ -17,25 +17,39 @@ from services.llm_decoder.engine import RequestOutput
 
 class RayBackends:
     def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle) -> None:
-        self._encoder = encoder
-        self._decoder = decoder.options(stream=True)
+        # By reference on both ends, whatever the transport default: Serve then hands the decoder the
+        # encoder's object reference. By value (the gRPC transport's default) the gateway would resolve
+        # each embedding and forward its bytes itself.
+        self._encoder = encoder.options(_by_reference=True)
+        self._decoder = decoder.options(stream=True, _by_reference=True)
 
     def encode(self, image: RawImage) -> DeploymentResponse:
         return cast(DeploymentResponse, self._encoder.encode.remote(image))
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
-        # The encoder responses are passed unresolved: Serve hands the decoder replica the embeddings.
-        stream = cast(DeploymentResponseGenerator, self._decoder.generate.remote(request, *image_refs))
+        stream: DeploymentResponseGenerator | None = None
         finished = False
         try:
+            # Object refs of encodes that are assigned but not necessarily done: the decoder request sets
+            # off at once and the decoder awaits the embeddings itself, fetching them from the encoder.
+            object_refs = [await response._to_object_ref() for response in image_refs]
+            stream = cast(DeploymentResponseGenerator, self._decoder.generate.remote(request, object_refs))
             async for output in stream:
                 finished = output.finished
                 yield output
         except RayTaskError as error:
-            # Re-raise what the replica raised (QueueFullError, PromptError, ...), not Ray's wrapper.
-            raise error.cause from None
+            raise _cause(error) from None
         except (BackPressureError, DeploymentUnavailableError) as error:
             raise ServiceUnavailableError(str(error)) from error
         finally:
-            if not finished:
+            if stream is not None and not finished:
                 stream.cancel()
+
+
+def _cause(error: RayTaskError) -> BaseException:
+    """What the replica raised (QueueFullError, PromptError, ...), without Ray's wrappers: an encoder's
+    failure reaches us wrapped twice, through the decoder that awaited it."""
+    cause: BaseException = error
+    while isinstance(cause, RayTaskError) and cause.cause is not None:
+        cause = cause.cause
+    return cause

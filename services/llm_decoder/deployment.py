@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from ray import serve
 
-from services.common.device import default_dtype, resolve_device
+from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
 from services.llm_decoder.decode_request import DecodeRequest
@@ -17,16 +19,20 @@ from services.models.language_half import LanguageHalf
 
 @serve.deployment(name="llm_decoder")
 class LLMDecoderDeployment:
-    def __init__(self, model_dir: str, engine_config: EngineConfig, device: str | None = None) -> None:
+    def __init__(
+        self, model_dir: str, engine_config: EngineConfig, device: str | None = None, torch_threads: int | None = None
+    ) -> None:
+        set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         language = LanguageHalf(Path(model_dir), torch_device, default_dtype(torch_device))
         self._engine = AsyncLLMEngine(LLMEngine(language, engine_config))
 
-    async def generate(self, request: DecodeRequest, *images: ImageEmbedding) -> AsyncIterator[RequestOutput]:
-        """Stream a request's outputs. The image embeddings arrive resolved from the encoder's object
-        references; cancelling the call (a client that went away) aborts the sequence."""
+    async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
+        """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched
+        here straight from the encoder; cancelling the call (a client that went away) aborts the sequence."""
+        images: list[ImageEmbedding] = list(await asyncio.gather(*image_refs))
         async for output in self._engine.generate(
-            request.request_id, request.messages, list(images), request.params, request.enable_thinking
+            request.request_id, request.messages, images, request.params, request.enable_thinking
         ):
             yield output
 

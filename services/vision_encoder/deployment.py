@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from ray import serve
 
-from services.common.device import default_dtype, resolve_device
+from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.models.vision_half import VisionHalf
@@ -22,7 +22,7 @@ class EncoderBatching(BaseModel):
 
     max_batch_size: int = Field(8, ge=1, description="images encoded in one forward of the vision tower")
     batch_wait_timeout_s: float = Field(
-        0.005, ge=0, description="how long the first image of a batch waits for company"
+        0.0, ge=0, description="how long a batch waits for more images; 0 batches what queued while the tower ran"
     )
 
 
@@ -37,7 +37,10 @@ class EncoderStats(BaseModel):
 
 @serve.deployment(name="vision_encoder")
 class VisionEncoderDeployment:
-    def __init__(self, model_dir: str, device: str | None = None, cache_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self, model_dir: str, device: str | None = None, cache_bytes: int = 256 << 20, torch_threads: int | None = None
+    ) -> None:
+        set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         self._vision = VisionHalf(Path(model_dir), torch_device, default_dtype(torch_device))
         self._encoder = VisionEncoder(self._encode_batch, EmbeddingCache(cache_bytes))
@@ -63,7 +66,7 @@ class VisionEncoderDeployment:
             largest_batch=max(self._batch_sizes, default=0),
         )
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def _encode_batch(self, images: list[RawImage]) -> list[ImageEmbedding]:
         self._batch_sizes.append(len(images))
         # The tower runs in a worker thread so the replica keeps collecting the next batch meanwhile.

@@ -1,0 +1,42 @@
+"""The Serve application is built from validated arguments, as serve_config.yaml gives them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from ray.serve import Application
+
+from services.app_builder import AppArgs, build_app
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_serve_config_names_the_builder_and_valid_arguments() -> None:
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    (application,) = config["applications"]
+    assert application["import_path"] == "services.app_builder:build_app"
+    args = AppArgs.model_validate(application["args"])
+    assert args.decoder.engine_config().max_num_seqs == application["args"]["decoder"]["max_num_seqs"]
+    assert isinstance(build_app(application["args"]), Application)
+
+
+def test_decoder_admits_everything_its_engine_holds() -> None:
+    args = AppArgs.model_validate({"model": "m", "decoder": {"max_num_seqs": 8, "max_waiting": 24}})
+    assert args.decoder.serve_options(default_max_ongoing=32)["max_ongoing_requests"] == 32
+    assert args.model_name == "m"
+
+
+def test_autoscaling_replaces_a_fixed_replica_count() -> None:
+    args = AppArgs.model_validate({"model": "m", "encoder": {"autoscaling_config": {"min_replicas": 1}}})
+    options = args.encoder.serve_options(default_max_ongoing=8)
+    assert options["autoscaling_config"] == {"min_replicas": 1}
+    assert "num_replicas" not in options
+
+
+@pytest.mark.parametrize("bad", [{}, {"model": "m", "decoder": {"max_num_seqs": 0}}, {"model": "m", "typo": 1}])
+def test_bad_arguments_are_refused(bad: dict) -> None:
+    with pytest.raises(ValidationError):
+        AppArgs.model_validate(bad)
