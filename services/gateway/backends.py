@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.llm_decoder.async_engine import AsyncLLMEngine
-from services.llm_decoder.decode_request import DecodeRequest
 from services.llm_decoder.engine import RequestOutput
+from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.vision_encoder.encoder import VisionEncoder
 
 
@@ -38,7 +38,5 @@ class InProcessBackends:
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         images = list(await asyncio.gather(*image_refs))
-        async for output in self._engine.generate(
-            request.request_id, request.messages, images, request.params, request.enable_thinking
-        ):
+        async for output in self._engine.generate(request, images):
             yield output

@@ -13,8 +13,8 @@ from services.gateway.errors import APIError
 from services.gateway.image_url import decode_image_url
 from services.gateway.options import GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest, ChatMessage, ImagePart
-from services.llm_decoder.decode_request import DecodeRequest
 from services.llm_decoder.engine import RequestOutput
+from services.llm_decoder.engine.decode_request import DecodeRequest
 
 
 class ChatService:

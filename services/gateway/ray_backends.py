@@ -11,8 +11,8 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentRes
 
 from services.common.raw_image import RawImage
 from services.gateway.errors import ServiceUnavailableError
-from services.llm_decoder.decode_request import DecodeRequest
 from services.llm_decoder.engine import RequestOutput
+from services.llm_decoder.engine.decode_request import DecodeRequest
 
 
 class RayBackends:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from services.common.image_embedding import ImageEmbedding
-from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput, SamplingParams
+from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput
+from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.engine.sequence import Sequence
 
 logger = logging.getLogger(__name__)
@@ -38,18 +38,12 @@ class AsyncLLMEngine:
     def is_healthy(self) -> bool:
         return self._error is None
 
-    async def generate(
-        self,
-        request_id: str,
-        messages: list[dict[str, Any]],
-        images: list[ImageEmbedding],
-        params: SamplingParams,
-        enable_thinking: bool = False,
-    ) -> AsyncIterator[RequestOutput]:
+    async def generate(self, request: DecodeRequest, images: list[ImageEmbedding]) -> AsyncIterator[RequestOutput]:
         """Stream one request's outputs; leaving the iteration early (or being cancelled) aborts it."""
         if self._error is not None:
             raise EngineDeadError("the decoder engine has failed") from self._error
-        sequence = self._engine.prepare(request_id, messages, images, params, enable_thinking)
+        request_id = request.request_id
+        sequence = self._engine.prepare(request, images)
         self._check_capacity()
         stream: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._streams[request_id] = stream

@@ -12,8 +12,8 @@ from ray import serve
 from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
-from services.llm_decoder.decode_request import DecodeRequest
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
+from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.models.language_half import LanguageHalf
 
 
@@ -31,9 +31,7 @@ class LLMDecoderDeployment:
         """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched
         here straight from the encoder; cancelling the call (a client that went away) aborts the sequence."""
         images: list[ImageEmbedding] = list(await asyncio.gather(*image_refs))
-        async for output in self._engine.generate(
-            request.request_id, request.messages, images, request.params, request.enable_thinking
-        ):
+        async for output in self._engine.generate(request, images):
             yield output
 
     def stats(self) -> EngineStats:

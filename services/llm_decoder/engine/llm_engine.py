@@ -10,6 +10,7 @@ import torch
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine.config import EngineConfig
+from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.engine.errors import ContextLengthError
 from services.llm_decoder.engine.model_runner import ModelRunner
 from services.llm_decoder.engine.output_processor import OutputProcessor
@@ -66,21 +67,16 @@ class LLMEngine:
         enable_thinking: bool = False,
     ) -> Sequence:
         """Queue a request. Raises PromptError, ContextLengthError or QueueFullError."""
-        sequence = self.prepare(request_id, messages, images, params, enable_thinking)
+        sequence = self.prepare(DecodeRequest(request_id, messages, params, enable_thinking), images)
         self.enqueue(sequence)
         return sequence
 
-    def prepare(
-        self,
-        request_id: str,
-        messages: list[dict[str, Any]],
-        images: list[ImageEmbedding],
-        params: SamplingParams,
-        enable_thinking: bool = False,
-    ) -> Sequence:
+    def prepare(self, request: DecodeRequest, images: list[ImageEmbedding]) -> Sequence:
         """Render and check a request without touching the queues (safe while a step runs elsewhere).
         Raises PromptError or ContextLengthError."""
-        prompt = self.language.render_prompt(messages, [image.grid_thw for image in images], enable_thinking)
+        params = request.params
+        grids = [image.grid_thw for image in images]
+        prompt = self.language.render_prompt(request.messages, grids, request.enable_thinking)
         room = self.config.max_model_len - prompt.num_tokens
         if room < 1:
             raise ContextLengthError(
@@ -97,7 +93,7 @@ class LLMEngine:
             frozenset() if params.ignore_eos else self.language.stop_token_ids
         )
         sequence = Sequence(
-            request_id=request_id,
+            request_id=request.request_id,
             prompt=prompt,
             images=images,
             params=params,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.llm_decoder.engine import SamplingParams
+from services.llm_decoder.engine.sampling_params import SamplingParams
 
 
 @dataclass(frozen=True)
