@@ -1,0 +1,59 @@
+"""The async driver never leaves a client hanging: a failing engine ends every stream with an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
+from services.llm_decoder.engine import DecodeRequest, EngineConfig, LLMEngine, QueueFullError, SamplingParams
+from services.local_pipeline import image_question
+from services.models.language_half import LanguageHalf
+
+GREEDY = SamplingParams(max_tokens=4, temperature=0, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def language(tiny_model_dirs: dict[str, Path]) -> LanguageHalf:
+    return LanguageHalf(tiny_model_dirs["glm4v"], torch.device("cpu"))
+
+
+def _request(request_id: str) -> DecodeRequest:
+    return DecodeRequest(request_id, image_question("hello", 0), GREEDY)
+
+
+async def test_streams_every_output_until_finished(language: LanguageHalf) -> None:
+    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)))
+    outputs = [output async for output in engine.generate(_request("a"), [])]
+    assert [output.num_output_tokens for output in outputs] == [1, 2, 3, 4]
+    assert outputs[-1].finish_reason == "length"
+
+
+async def test_a_failing_step_fails_the_streams_and_the_health_check(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
+
+    def broken_step() -> list:
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(llm_engine, "step", broken_step)
+    engine = AsyncLLMEngine(llm_engine)
+    with pytest.raises(EngineDeadError, match="device-side assert"):
+        async for _ in engine.generate(_request("a"), []):
+            pass
+    assert not engine.is_healthy
+    with pytest.raises(EngineDeadError):
+        async for _ in engine.generate(_request("b"), []):
+            pass
+
+
+async def test_refuses_at_once_when_the_queue_is_full(language: LanguageHalf) -> None:
+    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=256, max_waiting=0)))
+    first = engine.generate(DecodeRequest("a", image_question("hello", 0), SamplingParams(max_tokens=100)), [])
+    await anext(first)
+    with pytest.raises(QueueFullError):
+        await anext(engine.generate(_request("b"), []))
+    await first.aclose()
