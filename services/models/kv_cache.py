@@ -39,9 +39,9 @@ class SlotKVCache:
     def num_bytes(self) -> int:
         return self.max_slots * self.max_len * self.shape.bytes_per_token()
 
-    def prefill_view(self, slot: int, start: int) -> KVCacheView:
-        """For one sequence in `slot` whose tokens from `start` on are being computed."""
-        return KVCacheView(self, slot=slot, start=start)
+    def prefill_view(self, first_slot: int) -> KVCacheView:
+        """For whole prompts, right-padded to one length, of the sequences in slots first_slot, first_slot+1..."""
+        return KVCacheView(self, first_slot=first_slot)
 
     def decode_view(self, lengths: torch.Tensor) -> KVCacheView:
         """For one new token of each sequence in slots 0..B-1; `lengths[b]` tokens are cached before it."""
@@ -57,12 +57,9 @@ class KVCacheView:
     """What the attention layers see as their `cache`: `update` stores the new keys and values and
     returns everything the queries attend over (transformers' Cache protocol, the one method used)."""
 
-    def __init__(
-        self, cache: SlotKVCache, slot: int = 0, start: int = 0, lengths: torch.Tensor | None = None
-    ) -> None:
+    def __init__(self, cache: SlotKVCache, first_slot: int = 0, lengths: torch.Tensor | None = None) -> None:
         self._cache = cache
-        self._slot = slot
-        self._start = start
+        self._first_slot = first_slot
         self._lengths = lengths
         if lengths is not None:
             self._batch = torch.arange(lengths.shape[0], device=lengths.device)
@@ -73,12 +70,14 @@ class KVCacheView:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # key_states, value_states: [B, kv_heads, S, head_dim]
         keys, values = self._cache.keys[layer_idx], self._cache.values[layer_idx]
-        if self._lengths is None:
-            end = self._start + key_states.shape[2]
-            keys[self._slot, :, self._start : end] = key_states[0]
-            values[self._slot, :, self._start : end] = value_states[0]
-            return keys[self._slot : self._slot + 1, :, :end], values[self._slot : self._slot + 1, :, :end]
         batch = key_states.shape[0]
+        if self._lengths is None:
+            # Padding positions get (finite) keys too; they lie past each sequence's length, where decode
+            # masks them until it overwrites them.
+            rows, length = slice(self._first_slot, self._first_slot + batch), key_states.shape[2]
+            keys[rows, :, :length] = key_states
+            values[rows, :, :length] = value_states
+            return keys[rows, :, :length], values[rows, :, :length]
         keys[self._batch, :, self._lengths] = key_states[:, :, 0]
         values[self._batch, :, self._lengths] = value_states[:, :, 0]
         return keys[:batch, :, : self._kv_len], values[:batch, :, : self._kv_len]

@@ -61,6 +61,7 @@ class LanguageHalf:
             if config.tie_word_embeddings
             else read_tensor(model_dir, "lm_head.weight", device, dtype)
         )
+        self.hidden_size: int = config.text_config.hidden_size
         self.image_token_id: int = config.image_token_id
         self.merge_size: int = config.vision_config.spatial_merge_size
         self.stop_token_ids: frozenset[int] = frozenset(_stop_token_ids(model_dir, config))
@@ -127,8 +128,9 @@ class LanguageHalf:
         position_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         cache: KVCacheView,
+        last_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits `[B, V]` of the last position of each row.
+        """Logits `[B, V]` at `last_positions[b]` of each row (default: the last position).
 
         inputs_embeds: [B, S, H]; position_ids: [3, B, S]; attention_mask: bool [B, 1, S, K] over the K
         cached-plus-new keys, True where a query may attend. We run the decoder layers ourselves (rather
@@ -140,7 +142,11 @@ class LanguageHalf:
         rotary = text_model.rotary_emb(hidden, position_ids.to(self.device))
         for layer in text_model.layers:
             hidden = layer(hidden, attention_mask=attention_mask, position_embeddings=rotary, cache=cache)
-        hidden = text_model.norm(hidden[:, -1])
+        if last_positions is None:
+            hidden = hidden[:, -1]
+        else:
+            hidden = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_positions.to(hidden.device)]
+        hidden = text_model.norm(hidden)
         return torch.nn.functional.linear(hidden, self.lm_head_weight).float()
 
     @staticmethod

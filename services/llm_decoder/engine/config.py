@@ -9,8 +9,9 @@ from dataclasses import dataclass
 class EngineConfig:
     """`max_num_seqs` sequences decode together, each up to `max_model_len` tokens (prompt + output);
     at most `max_waiting` more wait for a slot, beyond which requests are refused at once.
-    `max_prefill_tokens` bounds the prompt tokens prefilled in one step, so that a burst of arrivals
-    cannot stall the running sequences' next token for long."""
+    `max_prefill_tokens` bounds the prompt tokens prefilled in one step (counted padded to the longest
+    prompt of the step), so that a burst of arrivals cannot stall the running sequences' next token for
+    long; a longer prompt is still admitted, alone."""
 
     max_num_seqs: int = 16
     max_model_len: int = 4096

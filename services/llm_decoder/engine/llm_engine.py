@@ -126,15 +126,12 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         """Admit and prefill waiting sequences, then decode every other running sequence by one token."""
         scheduled = self.scheduler.schedule()
-        outputs = []
-        for sequence in scheduled.prefills:
-            self._counts["prompt_tokens"] += sequence.num_prompt_tokens
-            logits = self.runner.prefill(sequence).unsqueeze(0)
-            outputs.append(self._append(sequence, sample(logits, [sequence.params], [sequence.generator])[0]))
+        outputs: list[RequestOutput] = []
+        if scheduled.prefills:
+            self._counts["prompt_tokens"] += sum(s.num_prompt_tokens for s in scheduled.prefills)
+            outputs += self._sample(scheduled.prefills, self.runner.prefill(scheduled.prefills))
         if scheduled.decodes:
-            logits = self.runner.decode(scheduled.decodes)
-            tokens = sample(logits, [s.params for s in scheduled.decodes], [s.generator for s in scheduled.decodes])
-            outputs.extend(self._append(s, token) for s, token in zip(scheduled.decodes, tokens, strict=True))
+            outputs += self._sample(scheduled.decodes, self.runner.decode(scheduled.decodes))
         for sequence in [s for s in scheduled.prefills + scheduled.decodes if s.finish_reason is not None]:
             self._release(sequence)
             self._counts["finished"] += 1
@@ -153,6 +150,10 @@ class LLMEngine:
             prompt_tokens=self._counts["prompt_tokens"],
             output_tokens=self._counts["output_tokens"],
         )
+
+    def _sample(self, sequences: list[Sequence], logits: torch.Tensor) -> list[RequestOutput]:
+        tokens = sample(logits, [s.params for s in sequences], [s.generator for s in sequences])
+        return [self._append(sequence, token) for sequence, token in zip(sequences, tokens, strict=True)]
 
     def _append(self, sequence: Sequence, token_id: int) -> RequestOutput:
         sequence.output_token_ids.append(token_id)

@@ -17,19 +17,29 @@ class ModelRunner:
         self.kv = SlotKVCache(language.kv_shape, config.max_num_seqs, config.max_model_len, language.device)
 
     @torch.inference_mode()
-    def prefill(self, sequence: Sequence) -> torch.Tensor:
-        """Logits [V] after the whole prompt, its KV written to the sequence's slot."""
-        assert sequence.slot is not None
-        embeds = self.language.embed_prompt(sequence.prompt, sequence.images)
-        length = embeds.shape[1]
-        causal = torch.ones(length, length, dtype=torch.bool, device=self.device).tril()
-        logits = self.language.forward(
+    def prefill(self, sequences: list[Sequence]) -> torch.Tensor:
+        """Logits [B, V] after each whole prompt, in one forward; KV written to the sequences' slots
+        (consecutive: newly admitted sequences take the next free slots in order)."""
+        first_slot = sequences[0].slot
+        assert first_slot is not None
+        assert [s.slot for s in sequences] == list(range(first_slot, first_slot + len(sequences)))
+        lengths = [s.num_prompt_tokens for s in sequences]
+        longest = max(lengths)
+        embeds = torch.zeros(len(sequences), longest, self.language.hidden_size, device=self.device,
+                             dtype=self.language.lm_head_weight.dtype)
+        positions = torch.zeros(3, len(sequences), longest, dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            embeds[row, : lengths[row]] = self.language.embed_prompt(sequence.prompt, sequence.images)[0]
+            positions[:, row, : lengths[row]] = sequence.prompt.positions
+        # Plain causal: a real query never reaches the right padding, and padding queries see only finite keys.
+        causal = torch.ones(longest, longest, dtype=torch.bool, device=self.device).tril()
+        return self.language.forward(
             embeds,
-            sequence.prompt.positions.unsqueeze(1),
-            causal.view(1, 1, length, length),
-            self.kv.prefill_view(sequence.slot, start=0),
+            positions,
+            causal.expand(len(sequences), 1, longest, longest),
+            self.kv.prefill_view(first_slot),
+            last_positions=torch.tensor(lengths) - 1,
         )
-        return logits[0]
 
     @torch.inference_mode()
     def decode(self, sequences: list[Sequence]) -> torch.Tensor:

@@ -46,17 +46,19 @@ class Scheduler:
     def schedule(self) -> ScheduledStep:
         decodes = list(self.running)
         prefills: list[Sequence] = []
-        budget = self.config.max_prefill_tokens
+        longest = 0
         while self.waiting and self.num_free_slots > 0:
             candidate = self.waiting[0]
-            if prefills and candidate.num_prompt_tokens > budget:
+            # Prompts are prefilled together, right-padded to the longest: bound the padded size.
+            padded = (len(prefills) + 1) * max(longest, candidate.num_prompt_tokens)
+            if prefills and padded > self.config.max_prefill_tokens:
                 break
             self.waiting.popleft()
             candidate.status = SequenceStatus.RUNNING
             candidate.slot = len(self.running)
             self.running.append(candidate)
             prefills.append(candidate)
-            budget -= candidate.num_prompt_tokens
+            longest = max(longest, candidate.num_prompt_tokens)
         return ScheduledStep(prefills=prefills, decodes=decodes)
 
     def free(self, sequence: Sequence) -> SlotMove | None:
