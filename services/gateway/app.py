@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from services.gateway.chat_service import ChatService
@@ -28,6 +30,8 @@ from services.gateway.protocol import (
 from services.gateway.responses import completion_events, completion_response
 
 logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"  # the web page: plain files, no build step
 
 
 def create_app(service: ChatService) -> FastAPI:
@@ -76,6 +80,12 @@ def create_app(service: ChatService) -> FastAPI:
     @app.get("/v1/models")
     async def models(service: Annotated[ChatService, Depends(_service)]) -> ModelList:
         return ModelList(data=[ModelCard(id=service.options.model_name)])
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
 
     @app.get("/health")
     async def health() -> dict[str, str]:

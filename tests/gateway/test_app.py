@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from services.gateway.options import GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.conftest import noise_image
+from tests.http_server import serve_in_thread
 
 
 def png_bytes(width: int = 96, height: int = 64, seed: int = 0) -> bytes:
@@ -50,16 +50,8 @@ def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def client(app: FastAPI) -> Iterator[httpx.Client]:
-    """A real HTTP server (streaming and disconnects behave as in production) in a background thread."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    _until(lambda: server.started)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def sse_events(body: str) -> list[str]:

@@ -1,0 +1,248 @@
+// flashvqa web page: pick a picture, ask, watch the answer stream (SSE from /v1/chat/completions).
+const MAX_UPLOAD_SIDE = 1024; // the server normalises to ~512x512; bigger uploads only cost time
+const $ = (id) => document.getElementById(id);
+
+const state = { imageUrl: null, messages: [], controller: null };
+
+// ---- picture -------------------------------------------------------------------------------------------
+
+async function useFile(file) {
+  if (!file) return;
+  clearError();
+  try {
+    const { url, width, height, sentWidth, sentHeight } = await downscale(file);
+    state.imageUrl = url;
+    state.messages = [];
+    $("turns").replaceChildren();
+    $("preview").src = url;
+    $("preview").alt = `Your picture: ${file.name || "pasted image"}`;
+    $("preview").hidden = false;
+    $("drop-hint").hidden = true;
+    $("new-image").hidden = false;
+    const resized = sentWidth !== width ? `, sent as ${sentWidth}×${sentHeight}` : "";
+    $("image-info").textContent = `${width}×${height} px, ${formatBytes(file.size)}${resized}`;
+    $("question").focus();
+  } catch (error) {
+    showError(`This file could not be read as a picture (${error.message}).`);
+  }
+}
+
+function downscale(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onerror = () => reject(new Error("unreadable file"));
+    reader.onload = () => {
+      const original = reader.result;
+      const img = new Image();
+      img.onerror = () => resolve({ url: original, width: 0, height: 0, sentWidth: 0, sentHeight: 0 }); // the server judges
+      img.onload = () => {
+        const { naturalWidth: width, naturalHeight: height } = img;
+        const scale = Math.min(1, MAX_UPLOAD_SIDE / Math.max(width, height));
+        if (scale === 1) return resolve({ url: original, width, height, sentWidth: width, sentHeight: height });
+        const canvas = document.createElement("canvas");
+        canvas.width = Math.round(width * scale);
+        canvas.height = Math.round(height * scale);
+        canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+        resolve({ url: canvas.toDataURL("image/jpeg", 0.9), width, height,
+                  sentWidth: canvas.width, sentHeight: canvas.height });
+      };
+      img.src = original;
+    };
+    reader.readAsDataURL(file);
+  });
+}
+
+function resetImage() {
+  stop();
+  Object.assign(state, { imageUrl: null, messages: [] });
+  $("turns").replaceChildren();
+  $("preview").hidden = true;
+  $("preview").removeAttribute("src");
+  $("drop-hint").hidden = false;
+  $("new-image").hidden = true;
+  $("image-info").textContent = "";
+  $("image-input").value = "";
+  clearError();
+}
+
+// ---- asking ----------------------------------------------------------------------------------------------
+
+async function ask(question) {
+  question = question.trim();
+  if (!question || state.controller) return;
+  clearError();
+  const content = state.messages.length === 0 && state.imageUrl
+    ? [{ type: "image_url", image_url: { url: state.imageUrl } }, { type: "text", text: question }]
+    : question;
+  const history = [...state.messages, { role: "user", content }];
+  addTurn("user", question);
+  const answer = addTurn("assistant", "");
+  answer.text.classList.add("thinking");
+  answer.meta.textContent = "thinking";
+  $("question").value = "";
+  setBusy(true);
+  const started = performance.now();
+  let firstTokenAt = null;
+  let text = "";
+  state.controller = new AbortController();
+  try {
+    const response = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: requestHeaders(),
+      body: JSON.stringify({
+        messages: history,
+        stream: true,
+        max_tokens: Number($("max-tokens").value) || 256,
+        chat_template_kwargs: { enable_thinking: $("thinking").checked },
+      }),
+      signal: state.controller.signal,
+    });
+    if (!response.ok) throw await apiError(response);
+    for await (const event of serverSentEvents(response)) {
+      if (event.error) throw new Error(event.error.message);
+      const delta = event.choices?.[0]?.delta?.content;
+      if (!delta) continue;
+      if (firstTokenAt === null) {
+        firstTokenAt = performance.now();
+        answer.text.classList.remove("thinking");
+      }
+      text += delta;
+      answer.text.textContent = text;
+    }
+    answer.meta.textContent = timing(started, firstTokenAt);
+  } catch (error) {
+    if (error.name === "AbortError") {
+      answer.meta.textContent = `stopped · ${timing(started, firstTokenAt)}`;
+    } else {
+      answer.meta.textContent = "";
+      showError(error.message);
+    }
+  } finally {
+    answer.text.classList.remove("thinking");
+    if (text) state.messages = [...history, { role: "assistant", content: text }];
+    state.controller = null;
+    setBusy(false);
+  }
+}
+
+function stop() {
+  if (state.controller) state.controller.abort();
+}
+
+async function* serverSentEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder(); // { stream: true } below keeps multi-byte characters whole
+  let buffer = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let boundary;
+    while ((boundary = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, boundary);
+      buffer = buffer.slice(boundary + 2);
+      for (const line of frame.split("\n")) {
+        if (!line.startsWith("data: ")) continue;
+        const data = line.slice(6);
+        if (data === "[DONE]") return;
+        yield JSON.parse(data);
+      }
+    }
+  }
+}
+
+async function apiError(response) {
+  let message = `The server answered ${response.status}.`;
+  try {
+    message = (await response.json()).error.message || message;
+  } catch { /* not JSON: keep the status */ }
+  const retry = response.headers.get("Retry-After");
+  const explain = {
+    401: "This server needs an API key: enter it under Settings.",
+    413: "That picture is too large for this server.",
+    429: `Too many requests right now — please retry in ${retry || "a few"} s.`,
+    503: `The server is busy — please retry in ${retry || "a few"} s.`,
+  }[response.status];
+  if (response.status === 401) $("settings").open = true;
+  return new Error(explain ? `${explain} (${message})` : message);
+}
+
+function requestHeaders() {
+  const headers = { "Content-Type": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  return headers;
+}
+
+// ---- page ------------------------------------------------------------------------------------------------
+
+function addTurn(role, text) {
+  const item = document.createElement("li");
+  item.className = `turn ${role}`;
+  const body = document.createElement("div");
+  body.className = "text";
+  body.textContent = text;
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  item.append(body, meta);
+  item.setAttribute("aria-label", role === "user" ? "You asked" : "Answer");
+  $("turns").append(item);
+  return { text: body, meta };
+}
+
+function timing(started, firstTokenAt) {
+  const total = performance.now() - started;
+  const first = firstTokenAt === null ? "no text" : `first text in ${Math.round(firstTokenAt - started)} ms`;
+  return `${first} · total ${(total / 1000).toFixed(2)} s`;
+}
+
+function setBusy(busy) {
+  $("send").disabled = busy;
+  $("stop").hidden = !busy;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+function formatBytes(bytes) {
+  return bytes > 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} KB`;
+}
+
+function wire() {
+  $("image-input").addEventListener("change", (event) => useFile(event.target.files[0]));
+  const zone = $("drop-zone");
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    useFile(event.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (event) => {
+    const item = [...event.clipboardData.items].find((entry) => entry.type.startsWith("image/"));
+    if (item) useFile(item.getAsFile());
+  });
+  $("new-image").addEventListener("click", resetImage);
+  $("ask-form").addEventListener("submit", (event) => { event.preventDefault(); ask($("question").value); });
+  $("question").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      ask($("question").value);
+    }
+  });
+  for (const button of document.querySelectorAll(".example")) {
+    button.addEventListener("click", () => ask(button.textContent));
+  }
+  $("stop").addEventListener("click", stop);
+  $("api-key").value = localStorage.getItem("flashvqa-api-key") || "";
+  $("api-key").addEventListener("change", () => localStorage.setItem("flashvqa-api-key", $("api-key").value.trim()));
+}
+
+wire();

@@ -1,0 +1,192 @@
+"""The web page in a real headless Chromium against the real gateway (in process, tiny model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from services.gateway.options import GatewayOptions
+from services.in_process_app import build_in_process_app
+from services.llm_decoder.engine import EngineConfig
+from tests.http_server import serve_in_thread
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+
+RECEIPT = Path(__file__).parents[2] / "examples" / "images" / "receipt.png"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
+    return build_in_process_app(
+        tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=4096), GatewayOptions(model_name="tiny")
+    )
+
+
+@pytest.fixture(scope="module")
+def base_url(app: FastAPI) -> Iterator[str]:
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1024, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(base_url)
+    yield page
+    context.close()
+
+
+def _chat_requests(page: Any) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    page.on("request", lambda request: bodies.append(json.loads(request.post_data))
+            if request.url.endswith("/v1/chat/completions") else None)
+    return bodies
+
+
+def _set_max_tokens(page: Any, value: str) -> None:
+    if not page.evaluate("document.getElementById('settings').open"):
+        page.click("#settings summary")
+    page.fill("#max-tokens", value)
+
+
+def _wait_for_answers(page: Any, count: int) -> None:
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('.turn.assistant .meta')].filter(m => m.textContent.includes('total'))"
+        ".length === n", arg=count)
+
+
+def _poll(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+class TestAsking:
+    def test_picture_question_and_follow_up_stream_answers_with_timings(self, page: Any, base_url: str) -> None:
+        requests = _chat_requests(page)
+        urls: list[str] = []
+        page.on("request", lambda request: urls.append(request.url))
+        _set_max_tokens(page, "12")
+        page.set_input_files("#image-input", str(RECEIPT))
+        page.wait_for_selector("#preview:not([hidden])")
+        assert "360×480" in page.text_content("#image-info")
+
+        page.fill("#question", "Is this a travel expense?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        page.click("text=这是什么品牌?")
+        _wait_for_answers(page, 2)
+
+        meta = page.text_content(".turn.assistant .meta")
+        assert "total" in meta
+        first, follow_up = requests
+        assert first["stream"] is True
+        assert first["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/")
+        assert [m["role"] for m in follow_up["messages"]] == ["user", "assistant", "user"]
+        assert follow_up["messages"][2]["content"] == "这是什么品牌?"
+        assert all(url.startswith(base_url) for url in urls), "the page must load nothing from elsewhere"
+
+    def test_new_image_starts_a_new_conversation(self, page: Any) -> None:
+        _set_max_tokens(page, "4")
+        page.set_input_files("#image-input", str(RECEIPT))
+        page.fill("#question", "What is this?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        page.click("#new-image")
+        assert page.locator(".turn").count() == 0
+        assert page.is_hidden("#preview")
+
+    def test_stop_aborts_the_stream_and_frees_the_decoder(self, page: Any, app: FastAPI) -> None:
+        engine = app.state.engine
+        aborted = engine.stats().num_aborted
+
+        def endless(route: Any) -> None:  # the random model must not happen to stop by itself
+            body = json.loads(route.request.post_data)
+            route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
+
+        page.route("**/v1/chat/completions", endless)
+        _set_max_tokens(page, "2000")
+        page.set_input_files("#image-input", str(RECEIPT))
+        page.fill("#question", "Describe everything.")
+        page.press("#question", "Enter")
+        page.wait_for_selector("#stop:not([hidden])")
+        _poll(lambda: engine.stats().num_running == 1)
+        page.click("#stop")
+        page.wait_for_function("document.querySelector('.turn.assistant .meta').textContent.startsWith('stopped')")
+        _poll(lambda: engine.stats().num_aborted == aborted + 1)
+        assert engine.stats().num_running == 0
+
+
+class TestErrors:
+    def test_a_file_that_is_not_a_picture(self, page: Any, tmp_path: Path) -> None:
+        fake = tmp_path / "holiday.png"
+        fake.write_text("definitely not a picture")
+        page.set_input_files("#image-input", str(fake))
+        page.fill("#question", "What is this?")
+        page.press("#question", "Enter")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "not a supported image" in page.text_content("#error")
+
+    @pytest.mark.parametrize(("status", "expected"), [(429, "retry in 7 s"), (503, "busy"), (401, "API key")])
+    def test_refusals_are_explained(self, page: Any, status: int, expected: str) -> None:
+        body = json.dumps({"error": {"message": "refused", "type": "x", "param": None, "code": None}})
+        page.route("**/v1/chat/completions", lambda route: route.fulfill(
+            status=status, headers={"Retry-After": "7"}, content_type="application/json", body=body))
+        page.fill("#question", "hi")
+        page.press("#question", "Enter")
+        page.wait_for_selector("#error:not([hidden])")
+        assert expected in page.text_content("#error")
+
+
+class TestPage:
+    def test_fits_a_phone_screen(self, browser: Any, base_url: str, tmp_path: Path) -> None:
+        context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+        page = context.new_page()
+        page.goto(base_url)
+        page.set_input_files("#image-input", str(RECEIPT))
+        page.wait_for_selector("#preview:not([hidden])")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        context.close()
+
+    def test_every_control_has_a_label(self, page: Any) -> None:
+        unlabelled = page.evaluate(
+            "[...document.querySelectorAll('input, textarea')]"
+            ".filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.id)")
+        assert unlabelled == []
+
+    def test_api_key_is_kept_and_sent(self, page: Any) -> None:
+        page.click("#settings summary")
+        page.fill("#api-key", "sk-test-123")
+        page.dispatch_event("#api-key", "change")
+        page.reload()
+        assert page.input_value("#api-key") == "sk-test-123"
+        with page.expect_request("**/v1/chat/completions") as request:
+            _set_max_tokens(page, "2")
+            page.fill("#question", "hi")
+            page.press("#question", "Enter")
+        assert request.value.headers["authorization"] == "Bearer sk-test-123"
