@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -233,3 +234,40 @@ class TestServing:
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "messages[0].content[0].image_url"
         assert server.client.models.list().data[0].id == server.model
+
+
+class TestWebPage:
+    """The page against the real app on a local Ray: ask, follow up, stop."""
+
+    def test_ask_follow_up_and_stop(self, server: Server) -> None:
+        sync_api = pytest.importorskip("playwright.sync_api")
+        chromium = shutil.which("chromium")
+        if chromium is None:
+            pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+        receipt = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"
+        aborted_before = _decoder_stats()["num_aborted"]
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(server.url)
+            page.click("#settings summary")
+            page.fill("#max-tokens", "8")
+            page.set_input_files("#image-input", str(receipt))
+            page.fill("#question", "Is this a travel expense?")
+            page.press("#question", "Enter")
+            page.wait_for_function("document.querySelector('.turn.assistant .meta').textContent.includes('total')")
+            page.fill("#max-tokens", "3000")
+            page.route("**/v1/chat/completions", lambda route: route.continue_(
+                post_data=json.dumps({**json.loads(route.request.post_data), "ignore_eos": True})))
+            page.fill("#question", "And the total?")
+            page.press("#question", "Enter")
+            page.wait_for_function("document.querySelectorAll('.turn.assistant')[1].querySelector('.text')"
+                                   ".textContent.length > 0")
+            page.click("#stop")
+            page.wait_for_function("document.querySelectorAll('.turn.assistant')[1].querySelector('.meta')"
+                                   ".textContent.startsWith('stopped')")
+            browser.close()
+        stats = _decoder_stats(wait_for_aborted=aborted_before + 1)
+        assert stats["num_aborted"] == aborted_before + 1
+        assert (stats["num_running"], stats["num_waiting"]) == (0, 0)

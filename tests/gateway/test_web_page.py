@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from services.gateway.options import GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
+from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -22,6 +23,9 @@ CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 RECEIPT = Path(__file__).parents[2] / "examples" / "images" / "receipt.png"
+# Screenshots for a person to look at (not committed; CI keeps them with its logs).
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+MAX_IMAGE_BYTES = 300_000
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -30,9 +34,8 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
-    return build_in_process_app(
-        tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=4096), GatewayOptions(model_name="tiny")
-    )
+    options = GatewayOptions(model_name="tiny", max_image_bytes=MAX_IMAGE_BYTES)
+    return build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=4096), options)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +144,55 @@ class TestAsking:
         assert engine.stats().num_running == 0
 
 
+_DELIVER_PICTURE = """
+async ([how, width, height]) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = width; canvas.height = height;
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#c33"; g.fillRect(0, 0, width, height);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([blob], "photo.png", { type: "image/png" }));
+  if (how === "drop") {
+    const drop = new DragEvent("drop", { dataTransfer: transfer, bubbles: true });
+    document.getElementById("drop-zone").dispatchEvent(drop);
+  } else {
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+  }
+}
+"""
+
+
+class TestPictureInput:
+    @pytest.mark.parametrize("how", ["drop", "paste"])
+    def test_dropped_or_pasted_pictures_are_previewed(self, page: Any, how: str) -> None:
+        page.evaluate(_DELIVER_PICTURE, [how, 300, 200])
+        page.wait_for_selector("#preview:not([hidden])")
+        assert page.text_content("#image-info").startswith("300×200 px")
+
+    def test_huge_photos_are_downscaled_before_upload(self, page: Any) -> None:
+        requests = _chat_requests(page)
+        page.evaluate(_DELIVER_PICTURE, ["drop", 3000, 2000])
+        page.wait_for_selector("#preview:not([hidden])")
+        assert "3000×2000 px" in page.text_content("#image-info")
+        assert "sent as 1024×683" in page.text_content("#image-info")
+        _set_max_tokens(page, "2")
+        page.fill("#question", "What colour?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        assert requests[0]["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg")
+
+
 class TestErrors:
+    def test_an_oversized_picture(self, page: Any, tmp_path: Path) -> None:
+        big = tmp_path / "big.png"
+        noise_image(600, 600).save(big)  # ~1 MB of incompressible PNG, under the page's downscaling size
+        page.set_input_files("#image-input", str(big))
+        page.fill("#question", "What is this?")
+        page.press("#question", "Enter")
+        page.wait_for_selector("#error:not([hidden])")
+        assert f"larger than {MAX_IMAGE_BYTES} bytes" in page.text_content("#error")
+
     def test_a_file_that_is_not_a_picture(self, page: Any, tmp_path: Path) -> None:
         fake = tmp_path / "holiday.png"
         fake.write_text("definitely not a picture")
@@ -163,14 +214,21 @@ class TestErrors:
 
 
 class TestPage:
-    def test_fits_a_phone_screen(self, browser: Any, base_url: str, tmp_path: Path) -> None:
-        context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    @pytest.mark.parametrize(("name", "width", "mobile"), [("phone", 375, True), ("desktop", 1280, False)])
+    def test_layout_fits_and_is_captured(
+        self, browser: Any, base_url: str, name: str, width: int, mobile: bool
+    ) -> None:
+        context = browser.new_context(viewport={"width": width, "height": 800}, is_mobile=mobile)
         page = context.new_page()
         page.goto(base_url)
         page.set_input_files("#image-input", str(RECEIPT))
-        page.wait_for_selector("#preview:not([hidden])")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 375
-        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+        _set_max_tokens(page, "24")
+        page.fill("#question", "Is this a travel expense?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"web-page-{name}.png"), full_page=True)
         context.close()
 
     def test_every_control_has_a_label(self, page: Any) -> None:
