@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.image_input import ImageInputError
 from services.gateway.protocol import ErrorDetail, ErrorResponse
+from services.llm_decoder.async_engine import EngineDeadError
 from services.llm_decoder.engine import ContextLengthError, QueueFullError
 from services.models.language_half import PromptError
 
@@ -31,12 +32,13 @@ class APIError(Exception):
 
 
 class ServiceUnavailableError(Exception):
-    """A backend pool cannot take the request now (its queue is full or it is restarting)."""
+    """A backend pool cannot take the request now (its queue is full, or a replica died and restarts)."""
 
 
 # What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
-    APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError, TimeoutError,
+    APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError,
+    EngineDeadError, TimeoutError,
 )
 
 
@@ -54,7 +56,7 @@ def to_api_error(error: Exception) -> APIError:
         case QueueFullError():
             return APIError(429, f"{error}; retry shortly", type="rate_limit_error", code="server_busy",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        case ServiceUnavailableError():
+        case ServiceUnavailableError() | EngineDeadError():
             return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         case TimeoutError():

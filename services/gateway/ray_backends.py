@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
@@ -39,8 +39,9 @@ class RayBackends:
                 yield output
         except RayTaskError as error:
             raise _cause(error) from None
-        except (BackPressureError, DeploymentUnavailableError) as error:
-            raise ServiceUnavailableError(str(error)) from error
+        except (BackPressureError, DeploymentUnavailableError, RayActorError) as error:
+            # A full Serve queue, or a replica that died mid-request (Ray restarts it).
+            raise ServiceUnavailableError("the encoder or decoder pool is full or restarting") from error
         finally:
             if stream is not None and not finished:
                 stream.cancel()

@@ -1,0 +1,33 @@
+"""One function maps every failure to the status and envelope the client sees."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.image_input import ImageInputError
+from services.gateway.errors import ServiceUnavailableError, to_api_error
+from services.llm_decoder.async_engine import EngineDeadError
+from services.llm_decoder.engine import ContextLengthError, QueueFullError
+from services.models.language_half import PromptError
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "param", "retry_after"),
+    [
+        (ImageInputError("bad", "messages[0].content[0].image_url"), 400, "messages[0].content[0].image_url", None),
+        (ContextLengthError("long", "max_tokens"), 400, "max_tokens", None),
+        (PromptError("mismatch"), 400, "messages", None),
+        (QueueFullError("full"), 429, None, "1"),
+        (ServiceUnavailableError("restarting"), 503, None, "1"),
+        (EngineDeadError("device lost"), 503, None, "1"),
+        (TimeoutError(), 504, None, None),
+        (RuntimeError("secret internals"), 500, None, None),
+    ],
+)
+def test_status_and_envelope(error: Exception, status: int, param: str | None, retry_after: str | None) -> None:
+    api_error = to_api_error(error)
+    assert api_error.status == status
+    assert api_error.detail.param == param
+    assert api_error.headers.get("Retry-After") == retry_after
+    if status == 500:
+        assert "secret" not in api_error.detail.message
