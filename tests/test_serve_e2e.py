@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from openai import OpenAI
 
 from services.common.image_input import load_image
 from services.local_pipeline import image_question
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import FAMILY_NAMES, noise_image
 from tests.reference import ReferenceModel
 
@@ -241,15 +241,15 @@ class TestWebPage:
 
     def test_ask_follow_up_and_stop(self, server: Server) -> None:
         sync_api = pytest.importorskip("playwright.sync_api")
-        chromium = shutil.which("chromium")
-        if chromium is None:
+        if CHROMIUM is None:
             pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
         receipt = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"
         aborted_before = _decoder_stats()["num_aborted"]
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
             page.set_default_timeout(30_000)
+            page.add_init_script(ENDLESS_ANSWERS)
             page.goto(server.url)
             page.click("#settings summary")
             page.fill("#max-tokens", "8")
@@ -258,16 +258,17 @@ class TestWebPage:
             page.press("#question", "Enter")
             page.wait_for_function("document.querySelector('.turn.assistant .meta').textContent.includes('total')")
             page.fill("#max-tokens", "3000")
-            page.route("**/v1/chat/completions", lambda route: route.continue_(
-                post_data=json.dumps({**json.loads(route.request.post_data), "ignore_eos": True})))
+            page.evaluate("window.flashvqaTestIgnoreEos = true")
             page.fill("#question", "And the total?")
             page.press("#question", "Enter")
             page.wait_for_function("document.querySelectorAll('.turn.assistant')[1].querySelector('.text')"
                                    ".textContent.length > 0")
             page.click("#stop")
-            page.wait_for_function("document.querySelectorAll('.turn.assistant')[1].querySelector('.meta')"
-                                   ".textContent.startsWith('stopped')")
+            page.wait_for_selector("#stop", state="hidden")
+            meta = page.eval_on_selector_all(".turn.assistant .meta", "nodes => nodes[1].textContent")
+            error = page.text_content("#error")
             browser.close()
+        assert meta.startswith("stopped"), f"answer ended otherwise: meta={meta!r} error={error!r}"
         stats = _decoder_stats(wait_for_aborted=aborted_before + 1)
         assert stats["num_aborted"] == aborted_before + 1
         assert (stats["num_running"], stats["num_waiting"]) == (0, 0)

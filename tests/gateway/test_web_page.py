@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,21 +14,17 @@ from fastapi import FastAPI
 from services.gateway.options import GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
+from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 
 RECEIPT = Path(__file__).parents[2] / "examples" / "images" / "receipt.png"
 # Screenshots for a person to look at (not committed; CI keeps them with its logs).
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MAX_IMAGE_BYTES = 300_000
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +122,9 @@ class TestAsking:
         engine = app.state.engine
         aborted = engine.stats().num_aborted
 
-        def endless(route: Any) -> None:  # the random model must not happen to stop by itself
-            body = json.loads(route.request.post_data)
-            route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
-
-        page.route("**/v1/chat/completions", endless)
+        page.add_init_script(ENDLESS_ANSWERS)
+        page.reload()
+        page.evaluate("window.flashvqaTestIgnoreEos = true")
         _set_max_tokens(page, "2000")
         page.set_input_files("#image-input", str(RECEIPT))
         page.fill("#question", "Describe everything.")
