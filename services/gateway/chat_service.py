@@ -36,37 +36,39 @@ class ChatService:
     async def _template_messages(self, messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[RawImage]]:
         """OpenAI messages -> chat-template messages, with the images taken out (in order) and decoded."""
         converted: list[dict[str, Any]] = []
-        pending: list[asyncio.Task[RawImage]] = []
-        for index, message in enumerate(messages):
-            if message.content is None or isinstance(message.content, str):
-                converted.append({"role": message.role, "content": message.content or ""})
-                continue
-            parts: list[dict[str, Any]] = []
-            for part_index, part in enumerate(message.content):
-                if not isinstance(part, ImagePart):
-                    parts.append({"type": "text", "text": part.text})
-                    continue
-                param = f"messages[{index}].content[{part_index}].image_url"
-                if message.role != "user":
-                    raise APIError(400, "images are accepted in user messages only", param=param)
-                if len(pending) == self.options.max_images_per_request:
-                    raise APIError(400, f"at most {self.options.max_images_per_request} images per request",
-                                   param=param)
-                data = decode_image_url(part.image_url.url, param, self.options.max_image_bytes)
-                pending.append(asyncio.create_task(self._raw_image(data, param)))
-                parts.append({"type": "image"})
-            converted.append({"role": message.role, "content": parts})
+        pending: list[asyncio.Future[RawImage]] = []
         try:
+            for index, message in enumerate(messages):
+                if message.content is None or isinstance(message.content, str):
+                    converted.append({"role": message.role, "content": message.content or ""})
+                    continue
+                parts: list[dict[str, Any]] = []
+                for part_index, part in enumerate(message.content):
+                    if not isinstance(part, ImagePart):
+                        parts.append({"type": "text", "text": part.text})
+                        continue
+                    param = f"messages[{index}].content[{part_index}].image_url"
+                    if message.role != "user":
+                        raise APIError(400, "images are accepted in user messages only", param=param)
+                    if len(pending) == self.options.max_images_per_request:
+                        raise APIError(400, f"at most {self.options.max_images_per_request} images per request",
+                                       param=param)
+                    # Decoding is CPU work (milliseconds per photo): off the event loop, images in parallel.
+                    pending.append(asyncio.ensure_future(asyncio.to_thread(self._decode, part.image_url.url, param)))
+                    parts.append({"type": "image"})
+                converted.append({"role": message.role, "content": parts})
             images = list(await asyncio.gather(*pending))
-        finally:
-            for task in pending:
-                task.cancel()
+        finally:  # after a refusal, drop the other images' work and their errors quietly
+            for future in pending:
+                if future.done() and not future.cancelled():
+                    future.exception()
+                future.cancel()
         return converted, images
 
-    async def _raw_image(self, data: bytes, param: str) -> RawImage:
-        # Decoding is CPU work (milliseconds for a photo): off the event loop, images in parallel.
+    def _decode(self, url: str, param: str) -> RawImage:
+        data = decode_image_url(url, param, self.options.max_image_bytes)
         try:
-            image = await asyncio.to_thread(load_image, data, self.options.image_limits)
+            image = load_image(data, self.options.image_limits)
         except ImageInputError as error:
             raise ImageInputError(str(error), param) from None
-        return await asyncio.to_thread(RawImage.from_image, image)
+        return RawImage.from_image(image)
