@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -142,3 +143,23 @@ class TestLoadingIsStrict:
         text_only = _checkpoint_with_only(model_dir, tmp_path / "text", lambda name: "visual" not in name)
         with pytest.raises(ValueError, match="lacks"):
             VisionHalf(text_only, CPU)
+
+
+class TestTiedEmbeddings:
+    """Checkpoints with `tie_word_embeddings` (Qwen2.5-VL-3B) have no lm_head tensor: the head is the
+    embedding matrix, in the split as in the whole model."""
+
+    def test_tied_checkpoint_matches_generate(self, tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+        source = tiny_model_dirs["qwen2_5_vl"]
+        tied = _checkpoint_with_only(source, tmp_path / "tied", lambda name: name != "lm_head.weight")
+        config = json.loads((tied / "config.json").read_text())
+        config["tie_word_embeddings"] = True
+        config["text_config"]["tie_word_embeddings"] = True
+        (tied / "config.json").write_text(json.dumps(config))
+        image = noise_image(96, 64, seed=11)
+        messages = image_question("What is it?", 1)
+
+        expected = ReferenceModel(tied).generate(messages, [image], MAX_NEW_TOKENS)
+        actual = _greedy_tokens(LocalPipeline(tied, CPU), messages, [image])
+
+        assert actual == expected
