@@ -52,9 +52,7 @@ class AsyncLLMEngine:
         finished = False
         try:
             while not finished:
-                item = await stream.get()
-                if isinstance(item, BaseException):
-                    raise item
+                item = await _next_merged(stream)
                 finished = item.finished
                 yield item
         finally:
@@ -118,3 +116,18 @@ class AsyncLLMEngine:
         dead = error if isinstance(error, EngineDeadError) else EngineDeadError(f"the decoder engine failed: {error}")
         for request_id in list(self._streams):
             self._deliver(request_id, dead)
+
+
+async def _next_merged(stream: asyncio.Queue[RequestOutput | BaseException]) -> RequestOutput:
+    """The next output, merged with any that queued up behind it: a consumer that fell behind (a busy
+    gateway) then gets one message per step it missed, not one per token."""
+    item = await stream.get()
+    while True:
+        if isinstance(item, BaseException):
+            raise item
+        if item.finished or stream.empty():
+            return item
+        later = stream.get_nowait()
+        if isinstance(later, BaseException):
+            raise later
+        item = item.followed_by(later)

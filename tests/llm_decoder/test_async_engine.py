@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,17 @@ async def test_refuses_at_once_when_the_queue_is_full(language: LanguageHalf) ->
     with pytest.raises(QueueFullError):
         await anext(engine.generate(_request("b"), []))
     await first.aclose()
+
+
+async def test_a_slow_consumer_gets_the_backlog_in_one_output(language: LanguageHalf) -> None:
+    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)))
+    params = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
+    stream = engine.generate(DecodeRequest("slow", image_question("hello", 0), params), [])
+    first = await anext(stream)
+    while engine.stats().output_tokens < 12:  # let the engine run ahead of this consumer
+        await asyncio.sleep(0.01)
+    rest = [output async for output in stream]
+    assert len(rest) == 1
+    assert first.num_output_tokens + len(rest[0].token_ids) == 12
+    assert rest[0].finish_reason == "length"
+    assert rest[0].num_output_tokens == 12

@@ -36,6 +36,18 @@ class RequestOutput:
     def finished(self) -> bool:
         return self.finish_reason is not None
 
+    def followed_by(self, later: RequestOutput) -> RequestOutput:
+        """This output and the next one of the same request, as one."""
+        assert later.request_id == self.request_id and not self.finished
+        return RequestOutput(
+            request_id=self.request_id,
+            text=self.text + later.text,
+            token_ids=self.token_ids + later.token_ids,
+            finish_reason=later.finish_reason,
+            num_prompt_tokens=later.num_prompt_tokens,
+            num_output_tokens=later.num_output_tokens,
+        )
+
 
 @dataclass(frozen=True)
 class EngineStats:
