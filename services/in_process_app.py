@@ -34,7 +34,7 @@ def build_in_process_app(
     vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
 
     async def encode_one(image: RawImage) -> ImageEmbedding:
-        (embedding,) = await asyncio.to_thread(vision.encode, [image.to_image()])
+        (embedding,) = await asyncio.to_thread(vision.encode, [image])
         return embedding
 
     encoder = VisionEncoder(encode_one, EmbeddingCache(cache_bytes))

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from services.common.device import default_device, default_dtype
+from services.common.raw_image import RawImage
 from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
@@ -36,7 +37,8 @@ class LocalPipeline:
     ) -> Iterator[RequestOutput]:
         """One request, start to finish: the engine's outputs as it produces them."""
         request_id = f"local-{next(self._ids)}"
-        self.engine.add_request(request_id, messages, self.vision.encode(images), params, enable_thinking)
+        embeddings = self.vision.encode([RawImage.from_image(image) for image in images])
+        self.engine.add_request(request_id, messages, embeddings, params, enable_thinking)
         try:
             while True:
                 for output in self.engine.step():

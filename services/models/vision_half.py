@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor
 
 from services.common.image_embedding import ImageEmbedding
-from services.common.image_input import content_hash
+from services.common.raw_image import RawImage
 from services.models.checkpoint import load_submodel
 from services.models.family import family_for_model_type
 
@@ -35,13 +34,13 @@ class VisionHalf:
             dtype,
         )
         self.merge_size: int = config.vision_config.spatial_merge_size
-        self.hidden_size: int = config.vision_config.out_hidden_size
 
     @torch.inference_mode()
-    def encode(self, images: list[Image.Image]) -> list[ImageEmbedding]:
+    def encode(self, images: list[RawImage]) -> list[ImageEmbedding]:
+        """Each image's content hash travels on into its embedding: it was computed once, by the caller."""
         if not images:
             return []
-        inputs = self.image_processor(images=images, return_tensors="pt")
+        inputs = self.image_processor(images=[image.to_image() for image in images], return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.device, self.tower.dtype)
         grids = inputs["image_grid_thw"].to(self.device)
         # pooler_output: [sum of image tokens, hidden], after the patch merger.
@@ -49,7 +48,7 @@ class VisionHalf:
         sizes = (grids.prod(-1) // self.merge_size**2).tolist()
         blocks = torch.split(merged.cpu(), sizes)
         return [
-            ImageEmbedding(content_hash=content_hash(image), grid_thw=_grid(grid), embeds=block)
+            ImageEmbedding(content_hash=image.content_hash, grid_thw=_grid(grid), embeds=block)
             for image, grid, block in zip(images, grids.tolist(), blocks, strict=True)
         ]
 

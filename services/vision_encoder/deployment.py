@@ -70,4 +70,4 @@ class VisionEncoderDeployment:
     async def _encode_batch(self, images: list[RawImage]) -> list[ImageEmbedding]:
         self._batch_sizes.append(len(images))
         # The tower runs in a worker thread so the replica keeps collecting the next batch meanwhile.
-        return await asyncio.to_thread(self._vision.encode, [image.to_image() for image in images])
+        return await asyncio.to_thread(self._vision.encode, images)

@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from services.common.image_input import load_image
+from services.common.raw_image import RawImage
 from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
 from services.local_pipeline import LocalPipeline, image_question
 from services.models.family import FAMILIES
@@ -126,13 +127,13 @@ class TestHalvesAreIndependent:
         )
         image = noise_image(112, 112, seed=3)
 
-        embeddings = vision.encode([image])
+        embeddings = vision.encode([RawImage.from_image(image)])
         engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=512))
         engine.add_request("only", image_question("What?", 1), embeddings, SamplingParams(max_tokens=1, temperature=0))
         (output,) = engine.step()
 
         whole = pipelines[family]
-        assert torch.equal(embeddings[0].embeds, whole.vision.encode([image])[0].embeds)
+        assert torch.equal(embeddings[0].embeds, whole.vision.encode([RawImage.from_image(image)])[0].embeds)
         assert list(output.token_ids) == _greedy_tokens(whole, image_question("What?", 1), [image])[:1]
 
 

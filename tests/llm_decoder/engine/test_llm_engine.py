@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from services.common.image_embedding import ImageEmbedding
+from services.common.raw_image import RawImage
 from services.llm_decoder.engine import (
     ContextLengthError,
     EngineConfig,
@@ -37,7 +38,7 @@ def _requests(vision: VisionHalf, count: int) -> list[tuple[list[dict], list[Ima
         if index % 4 == 3:
             requests.append((image_question(f"Question {index}: tell me a story.", 0), []))
         else:
-            image = noise_image(56 + 28 * index, 84 + 14 * (index % 3), seed=index)
+            image = RawImage.from_image(noise_image(56 + 28 * index, 84 + 14 * (index % 3), seed=index))
             requests.append((image_question(f"What is in picture {index}?", 1), vision.encode([image])))
     return requests
 
@@ -160,7 +161,7 @@ class TestRefusals:
     def test_images_that_do_not_match_the_messages(self, halves: dict) -> None:
         vision, language = halves["glm4v"]
         engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
-        embeddings = vision.encode([noise_image(64, 64)])
+        embeddings = vision.encode([RawImage.from_image(noise_image(64, 64))])
         with pytest.raises(PromptError):
             engine.add_request("a", image_question("two?", 2), embeddings, GREEDY)
 
