@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from services.gateway.protocol import (
     ModelList,
     StreamOptions,
     TextPart,
+    new_completion_id,
 )
 from services.gateway.responses import completion_events, completion_response
 
@@ -100,7 +100,7 @@ def _service(request: Request) -> ChatService:
 
 
 async def _complete(service: ChatService, body: ChatCompletionRequest) -> ChatCompletionResponse | StreamingResponse:
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    completion_id = new_completion_id()
     model = service.options.model_name
     outputs = service.outputs(body, completion_id)
     if not body.stream:

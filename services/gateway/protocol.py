@@ -99,7 +99,7 @@ class ChatCompletionRequest(OpenAIModel):
 # -- responses --------------------------------------------------------------------------------------------
 
 
-def _completion_id() -> str:
+def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
@@ -127,7 +127,7 @@ class Choice(OpenAIModel):
 
 
 class ChatCompletionResponse(OpenAIModel):
-    id: str = Field(default_factory=_completion_id)
+    id: str = Field(default_factory=new_completion_id)
     object: Literal["chat.completion"] = "chat.completion"
     created: int = Field(default_factory=_now)
     model: str

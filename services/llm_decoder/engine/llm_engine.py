@@ -104,7 +104,7 @@ class LLMEngine:
         stop_ids = frozenset(params.stop_token_ids) | (
             frozenset() if params.ignore_eos else self.language.stop_token_ids
         )
-        sequence = Sequence(
+        return Sequence(
             request_id=request.request_id,
             prompt=prompt,
             images=images,
@@ -113,7 +113,6 @@ class LLMEngine:
             output=OutputProcessor(self.language.tokenizer, params.stop, stop_ids, max_tokens),
             generator=_generator(params.seed, self.runner.device),
         )
-        return sequence
 
     def enqueue(self, sequence: Sequence) -> None:
         """Put a prepared sequence in the waiting queue. Raises QueueFullError."""
