@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application, Deployment
 
 from services.gateway.deployment import GatewayDeployment
-from services.gateway.options import GatewayOptions
+from services.gateway.options import GatewayOptions, GatewaySettings
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
 from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
@@ -57,10 +57,8 @@ class DecoderArgs(DeploymentArgs):
         return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens)
 
 
-class GatewayArgs(DeploymentArgs):
-    max_images_per_request: int = Field(4, ge=0)
-    max_image_bytes: int = Field(20 << 20, ge=1)
-    max_pixels: int = Field(512 * 512, ge=1)
+class GatewayArgs(DeploymentArgs, GatewaySettings):
+    """The gateway pool's Serve options and the gateway's own settings (limits, auth, rate limits, cache)."""
 
 
 class AppArgs(BaseModel):
@@ -90,10 +88,7 @@ def build_app(args: dict[str, Any]) -> Application:
         **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
     ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads)
     gateway_options = GatewayOptions(
-        model_name=app_args.model_name,
-        max_images_per_request=app_args.gateway.max_images_per_request,
-        max_image_bytes=app_args.gateway.max_image_bytes,
-        max_pixels=app_args.gateway.max_pixels,
+        model_name=app_args.model_name, **app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     )
     return _deployment(GatewayDeployment).options(**app_args.gateway.serve_options(default_max_ongoing=256)).bind(
         encoder, decoder, gateway_options

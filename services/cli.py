@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--device", help="torch device, e.g. cuda:0 (default: CUDA if present, else CPU)")
+    serve.add_argument("--api-keys-file", help="tenants and key digests (YAML); without it, no key is needed")
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -95,7 +96,12 @@ def _serve(args: argparse.Namespace) -> int:
     # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the
     # decoder keeps Ray's one thread, so that its steps do not fight the per-token streaming work.
     encoder_threads = None if (args.device or "").startswith("cuda") else os.cpu_count()
-    app_args = {"model": str(model), "device": args.device, "encoder": {"torch_threads": encoder_threads}}
+    app_args = {
+        "model": str(model),
+        "device": args.device,
+        "encoder": {"torch_threads": encoder_threads},
+        "gateway": {"auth": {"api_keys_file": args.api_keys_file, "allow_anonymous": args.api_keys_file is None}},
+    }
     serve_until_signalled(app_args, args.host, args.port, announce)
     return 0
 

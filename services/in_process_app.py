@@ -13,8 +13,8 @@ from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.gateway.app import create_app
 from services.gateway.backends import InProcessBackends
-from services.gateway.chat_service import ChatService
-from services.gateway.options import GatewayOptions
+from services.gateway.gateway import Gateway
+from services.gateway.options import AuthOptions, GatewayOptions
 from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.models.language_half import LanguageHalf
@@ -29,6 +29,7 @@ def build_in_process_app(
     options: GatewayOptions | None = None,
     device: str | None = None,
     cache_bytes: int = 256 << 20,
+    redis_url: str | None = None,
 ) -> FastAPI:
     torch_device = resolve_device(device)
     vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
@@ -40,7 +41,7 @@ def build_in_process_app(
     encoder = VisionEncoder(encode_one, EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, default_dtype(torch_device))
     engine = AsyncLLMEngine(LLMEngine(language, engine_config))
-    service = ChatService(InProcessBackends(encoder, engine), options or GatewayOptions(model_name=model_dir.name))
-    app = create_app(service)
+    options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
+    app = create_app(Gateway.create(InProcessBackends(encoder, engine), options, redis_url))
     app.state.engine = engine
     return app

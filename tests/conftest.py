@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from PIL import Image
 
 from services.models.family import FAMILIES
 from services.models.tiny_model import build_tiny_model
+from tests.redis_server import RedisServer
 
 FAMILY_NAMES = sorted(FAMILIES)
 
@@ -24,3 +26,11 @@ def noise_image(width: int, height: int, seed: int = 0) -> Image.Image:
     """A deterministic RGB image whose content (not just size) differs by seed."""
     pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     return Image.fromarray(pixels, "RGB")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()

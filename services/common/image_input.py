@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -40,12 +41,19 @@ class ImageLimits:
         assert self.max_pixels > 0 and self.max_decode_pixels >= self.max_pixels
 
 
-def load_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
-    """Bytes of an encoded image -> an RGB image of at most `limits.max_pixels` pixels, EXIF-upright."""
+def load_image(data: bytes, limits: ImageLimits | None = None, declared_format: str | None = None) -> Image.Image:
+    """Bytes of an encoded image -> an RGB image of at most `limits.max_pixels` pixels, EXIF-upright.
+    `declared_format` (a Pillow format name, from the client's media type) must match the bytes.
+
+    Only pixels leave this function: metadata, comments and anything appended to the file are dropped."""
     limits = limits or ImageLimits()
     if not data:
         raise ImageInputError("image is empty (0 bytes)")
     image = _open(data, limits)
+    if declared_format is not None and image.format != declared_format:
+        raise ImageInputError(f"the media type says {declared_format} but the data is {image.format}")
+    if image.format == "PNG":
+        _refuse_trailing_data(data)
     width, height = image.size
     if width == 0 or height == 0:
         raise ImageInputError(f"image has no pixels ({width}x{height})")
@@ -89,6 +97,19 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
             f"image is {width}x{height} = {width * height} pixels, over the limit of {limits.max_decode_pixels}"
         )
     return image
+
+
+def _refuse_trailing_data(png: bytes) -> None:
+    """A PNG must end with its IEND chunk: bytes after it are how PNG/zip (and other) polyglots hide."""
+    offset = 8  # the signature
+    while offset + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[offset : offset + 8])
+        offset += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            if offset < len(png):
+                raise ImageInputError(f"image has {len(png) - offset} bytes after the end of the PNG "
+                                      "(files that are also another format are refused)")
+            return
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from services.gateway.chat_service import ChatService
-from services.gateway.errors import CLIENT_ERRORS, APIError, error_response, to_api_error
+from services.common.image_input import ImageInputError
+from services.gateway.admission import Admitted
+from services.gateway.body_limit import BodySizeLimit
+from services.gateway.errors import CLIENT_ERRORS, APIError, BodyTooLargeError, error_response, to_api_error
+from services.gateway.gateway import Gateway
 from services.gateway.protocol import (
     ChatCompletionRequest,
-    ChatCompletionResponse,
     ChatMessage,
     ImagePart,
     ImageURL,
@@ -34,20 +37,26 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"  # the web page: plain files, no build step
 
 
-def create_app(service: ChatService) -> FastAPI:
+def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="flashvqa", summary="Image question answering, OpenAI-compatible")
-    app.state.chat_service = service
+    app.state.gateway = gateway
+    app.add_middleware(BodySizeLimit, max_bytes=gateway.options.max_body_bytes)
     _add_error_handlers(app)
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(
-        body: ChatCompletionRequest, service: Annotated[ChatService, Depends(_service)]
-    ) -> ChatCompletionResponse | StreamingResponse:
-        return await _complete(service, body)
+        body: ChatCompletionRequest,
+        gateway: Annotated[Gateway, Depends(_gateway)],
+        admitted: Annotated[Admitted, Depends(_admit)],
+        deadline: Annotated[float, Depends(_deadline)],
+    ) -> JSONResponse | StreamingResponse:
+        return await _complete(gateway, body, admitted, deadline)
 
     @app.post("/v1/vqa", response_model=None)
     async def vqa(
-        service: Annotated[ChatService, Depends(_service)],
+        gateway: Annotated[Gateway, Depends(_gateway)],
+        admitted: Annotated[Admitted, Depends(_admit)],
+        deadline: Annotated[float, Depends(_deadline)],
         image: Annotated[UploadFile, File(description="the picture")],
         question: Annotated[str, Form(min_length=1)],
         stream: Annotated[bool, Form()] = False,
@@ -56,12 +65,13 @@ def create_app(service: ChatService) -> FastAPI:
         top_p: Annotated[float, Form(gt=0, le=1)] = 1.0,
         seed: Annotated[int | None, Form()] = None,
         enable_thinking: Annotated[bool, Form()] = False,
-    ) -> ChatCompletionResponse | StreamingResponse:
+    ) -> JSONResponse | StreamingResponse:
         """One picture and one question as multipart form data (for mobile clients); the answer comes
         back in the chat completion format, as JSON or, with `stream=true`, as server-sent events."""
-        data = await image.read(service.options.max_image_bytes + 1)
-        if len(data) > service.options.max_image_bytes:
-            raise APIError(400, f"image is larger than {service.options.max_image_bytes} bytes", param="image")
+        max_bytes = gateway.options.max_image_bytes
+        data = await image.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise APIError(400, f"image is larger than {max_bytes} bytes", param="image")
         data_url = f"data:{image.content_type or 'application/octet-stream'};base64,{base64.b64encode(data).decode()}"
         body = ChatCompletionRequest(
             messages=[ChatMessage(role="user", content=[
@@ -75,11 +85,16 @@ def create_app(service: ChatService) -> FastAPI:
             seed=seed,
             chat_template_kwargs={"enable_thinking": enable_thinking},
         )
-        return await _complete(service, body)
+        try:
+            return await _complete(gateway, body, admitted, deadline)
+        except ImageInputError as error:  # name the form field the client sent, not the chat message we built
+            raise ImageInputError(str(error), "image") from None
 
     @app.get("/v1/models")
-    async def models(service: Annotated[ChatService, Depends(_service)]) -> ModelList:
-        return ModelList(data=[ModelCard(id=service.options.model_name)])
+    async def models(gateway: Annotated[Gateway, Depends(_gateway)],
+                     authorization: Annotated[str | None, Header()] = None) -> ModelList:
+        gateway.admission.authenticate(authorization)
+        return ModelList(data=[ModelCard(id=gateway.options.model_name)])
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -88,23 +103,42 @@ def create_app(service: ChatService) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health(gateway: Annotated[Gateway, Depends(_gateway)]) -> dict[str, str]:
+        """200 while the gateway can serve; `degraded` when Redis is configured but unreachable."""
+        return await gateway.health()
 
     return app
 
 
-def _service(request: Request) -> ChatService:
-    service: ChatService = request.app.state.chat_service
-    return service
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
 
-async def _complete(service: ChatService, body: ChatCompletionRequest) -> ChatCompletionResponse | StreamingResponse:
+async def _admit(gateway: Annotated[Gateway, Depends(_gateway)],
+                 authorization: Annotated[str | None, Header()] = None) -> Admitted:
+    return await gateway.admission.admit(authorization)
+
+
+async def _deadline(
+    gateway: Annotated[Gateway, Depends(_gateway)],
+    x_request_timeout: Annotated[float | None, Header(gt=0, allow_inf_nan=False,
+                                                      description="seconds; the server's default otherwise")] = None,
+) -> float:
+    """The request's deadline in event loop time: the client's timeout, capped by the server's maximum."""
+    options = gateway.options
+    timeout = min(x_request_timeout or options.request_timeout_s, options.max_request_timeout_s)
+    return asyncio.get_running_loop().time() + timeout
+
+
+async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Admitted,
+                    deadline: float) -> JSONResponse | StreamingResponse:
     completion_id = new_completion_id()
-    model = service.options.model_name
-    outputs = service.outputs(body, completion_id)
+    model = gateway.options.model_name
+    outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline)
     if not body.stream:
-        return await completion_response(outputs, completion_id, model, body.return_token_ids)
+        response = await completion_response(outputs, completion_id, model, body.return_token_ids)
+        return JSONResponse(response.model_dump(mode="json"), headers=admitted.headers)
     # Wait for the first output before answering 200, so refusals (bad image, queue full) keep their status.
     try:
         first = await anext(outputs)
@@ -113,19 +147,26 @@ async def _complete(service: ChatService, body: ChatCompletionRequest) -> ChatCo
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = completion_events(first, outputs, completion_id, model, include_usage, body.return_token_ids)
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", **admitted.headers})
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
-        location = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
+        location = [str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")]
         param = ".".join(location) or None
         return error_response(APIError(400, f"{param or 'request'}: {first['msg']}", param=param))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        # FastAPI wraps what failed while reading the body in a bare "error parsing the body".
+        if isinstance(error.__cause__, BodyTooLargeError):
+            return error_response(to_api_error(error.__cause__))
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            return error_response(APIError(400, f"request body is not UTF-8 JSON ({error.__cause__.reason} at byte "
+                                                f"{error.__cause__.start})"))
         kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
         return error_response(APIError(error.status_code, str(error.detail), type=kind))
 

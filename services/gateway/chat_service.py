@@ -1,4 +1,4 @@
-"""The gateway's work for one chat request: validate, decode images, encode them, stream the answer."""
+"""The gateway's work for one chat request: validate, decode images, consult the cache, stream the answer."""
 
 from __future__ import annotations
 
@@ -8,30 +8,81 @@ from typing import Any
 
 from services.common.image_input import ImageInputError, load_image
 from services.common.raw_image import RawImage
+from services.gateway.admission import Admission
+from services.gateway.auth import Tenant
 from services.gateway.backends import Backends
+from services.gateway.deadline import within_deadline
 from services.gateway.errors import APIError
-from services.gateway.image_url import decode_image_url
+from services.gateway.image_url import EncodedImage, decode_image_url
 from services.gateway.options import GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest, ChatMessage, ImagePart
+from services.gateway.remote_image import RemoteImageFetcher
+from services.gateway.response_cache import (
+    ResponseCache,
+    cache_key,
+    decode_answer,
+    encode_answer,
+    is_cacheable,
+)
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 
 
 class ChatService:
-    def __init__(self, backends: Backends, options: GatewayOptions) -> None:
+    def __init__(self, backends: Backends, options: GatewayOptions, admission: Admission,
+                 cache: ResponseCache | None) -> None:
         self._backends = backends
         self.options = options
+        self._admission = admission
+        self._cache = cache
+        self._fetcher = RemoteImageFetcher(options.remote_images)
 
-    async def outputs(self, request: ChatCompletionRequest, request_id: str) -> AsyncIterator[RequestOutput]:
-        """The decoder's outputs for this request. Client errors raise before the first output."""
-        if request.model not in (None, self.options.model_name):
-            raise APIError(404, f"model {request.model!r} does not exist; this server serves "
-                                f"{self.options.model_name!r}", param="model", code="model_not_found")
+    async def outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant,
+                      deadline: float) -> AsyncIterator[RequestOutput]:
+        """The decoder's outputs for this request, until `deadline` (event loop time).
+        Client errors raise before the first output."""
+        self._validate(request)
         messages, images = await self._template_messages(request.messages)
+        image_sizes = [(image.width, image.height) for image in images]
+        prompt_text = "".join(_texts(request.messages))
+        await self._admission.charge_tokens(tenant, self._admission.estimate_prompt_tokens(prompt_text, image_sizes))
+        params = request.to_sampling_params()
+        key = None
+        if self._cache is not None and is_cacheable(params, self.options.cache):
+            key = cache_key(self.options.model_name, messages, [image.content_hash for image in images], params,
+                            request.enable_thinking)
+            cached = await self._cache.get(key)
+            if cached is not None:
+                yield decode_answer(cached, request_id)
+                return
         refs = [self._backends.encode(image) for image in images]
-        decode_request = DecodeRequest(request_id, messages, request.to_sampling_params(), request.enable_thinking)
-        async for output in self._backends.generate(decode_request, refs):
+        decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking)
+        answer: RequestOutput | None = None
+        async for output in within_deadline(self._backends.generate(decode_request, refs), deadline):
+            answer = output if answer is None else answer.followed_by(output)
             yield output
+        assert answer is not None and answer.finished
+        await self._admission.charge_tokens(tenant, answer.num_output_tokens)
+        if key is not None and self._cache is not None:
+            value = encode_answer(answer)
+            if len(value) <= self.options.cache.max_entry_bytes:
+                await self._cache.put(key, value)
+
+    def _validate(self, request: ChatCompletionRequest) -> None:
+        options = self.options
+        if request.model not in (None, options.model_name):
+            raise APIError(404, f"model {request.model!r} does not exist; this server serves "
+                                f"{options.model_name!r}", param="model", code="model_not_found")
+        if len(request.messages) > options.max_messages:
+            raise APIError(400, f"{len(request.messages)} messages; at most {options.max_messages} are accepted",
+                           param="messages")
+        if sum(len(text) for text in _texts(request.messages)) > options.max_prompt_chars:
+            raise APIError(400, f"the messages hold more than {options.max_prompt_chars} characters of text",
+                           param="messages", code="context_length_exceeded")
+        for name in ("max_completion_tokens", "max_tokens"):
+            value = getattr(request, name)
+            if value is not None and value > options.max_completion_tokens:
+                raise APIError(400, f"{name} is {value}; at most {options.max_completion_tokens}", param=name)
 
     async def _template_messages(self, messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[RawImage]]:
         """OpenAI messages -> chat-template messages, with the images taken out (in order) and decoded."""
@@ -53,8 +104,7 @@ class ChatService:
                     if len(pending) == self.options.max_images_per_request:
                         raise APIError(400, f"at most {self.options.max_images_per_request} images per request",
                                        param=param)
-                    # Decoding is CPU work (milliseconds per photo): off the event loop, images in parallel.
-                    pending.append(asyncio.ensure_future(asyncio.to_thread(self._decode, part.image_url.url, param)))
+                    pending.append(asyncio.ensure_future(self._image(part.image_url.url, param)))
                     parts.append({"type": "image"})
                 converted.append({"role": message.role, "content": parts})
             images = list(await asyncio.gather(*pending))
@@ -65,10 +115,28 @@ class ChatService:
                 future.cancel()
         return converted, images
 
-    def _decode(self, url: str, param: str) -> RawImage:
-        data = decode_image_url(url, param, self.options.max_image_bytes)
+    async def _image(self, url: str, param: str) -> RawImage:
+        if url.startswith(("http://", "https://")):
+            encoded = EncodedImage(await self._fetcher.fetch(url, param), declared_format=None)
+            return await asyncio.to_thread(self._decode, encoded, param)
+        # Base64 and image decoding are CPU work (milliseconds per photo): off the event loop, in parallel.
+        return await asyncio.to_thread(
+            lambda: self._decode(decode_image_url(url, param, self.options.max_image_bytes), param)
+        )
+
+    def _decode(self, encoded: EncodedImage, param: str) -> RawImage:
         try:
-            image = load_image(data, self.options.image_limits)
+            image = load_image(encoded.data, self.options.image_limits, encoded.declared_format)
         except ImageInputError as error:
             raise ImageInputError(str(error), param) from None
         return RawImage.from_image(image)
+
+
+def _texts(messages: list[ChatMessage]) -> list[str]:
+    texts: list[str] = []
+    for message in messages:
+        if isinstance(message.content, str):
+            texts.append(message.content)
+        elif message.content is not None:
+            texts.extend(part.text for part in message.content if not isinstance(part, ImagePart))
+    return texts

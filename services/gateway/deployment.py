@@ -7,7 +7,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from services.gateway.app import create_app
-from services.gateway.chat_service import ChatService
+from services.gateway.gateway import Gateway
 from services.gateway.options import GatewayOptions
 from services.gateway.ray_backends import RayBackends
 
@@ -16,7 +16,7 @@ from services.gateway.ray_backends import RayBackends
 @serve.ingress()
 class GatewayDeployment:
     def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle, options: GatewayOptions) -> None:
-        self._service = ChatService(RayBackends(encoder, decoder), options)
+        self._gateway = Gateway.create(RayBackends(encoder, decoder), options)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self._service)
+        return create_app(self._gateway)

@@ -35,10 +35,17 @@ class ServiceUnavailableError(Exception):
     """A backend pool cannot take the request now (its queue is full, or a replica died and restarts)."""
 
 
+class BodyTooLargeError(ValueError):
+    """Raised into the route reading the body (see `body_limit.py`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than {limit} bytes")
+
+
 # What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
     APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError,
-    EngineDeadError, TimeoutError,
+    EngineDeadError, TimeoutError, BodyTooLargeError,
 )
 
 
@@ -59,6 +66,8 @@ def to_api_error(error: Exception) -> APIError:
         case ServiceUnavailableError() | EngineDeadError():
             return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        case BodyTooLargeError():
+            return APIError(413, str(error), code="request_too_large")
         case TimeoutError():
             return APIError(504, "the request took too long", type="server_error", code="timeout")
     return APIError(500, "internal error", type="server_error")

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.llm_decoder.engine import SamplingParams
 
+MAX_STOP_CHARS = 256
+
 
 class OpenAIModel(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -55,7 +57,7 @@ class ChatCompletionRequest(OpenAIModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="deprecated by OpenAI; max_completion_tokens wins")
     n: Literal[1] = 1
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -63,8 +65,8 @@ class ChatCompletionRequest(OpenAIModel):
     top_p: float = Field(1.0, gt=0, le=1)
     user: str | None = None
     # Extensions, as vLLM names them.
-    top_k: int = Field(0, ge=-1, description="0 or -1: off")
-    stop_token_ids: list[int] = Field(default_factory=list)
+    top_k: int = Field(0, ge=-1, lt=2**31, description="0 or -1: off")
+    stop_token_ids: list[Annotated[int, Field(ge=0, lt=2**31)]] = Field(default_factory=list, max_length=64)
     ignore_eos: bool = False
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     return_token_ids: bool = Field(False, description="add each choice's generated token ids")
@@ -73,8 +75,8 @@ class ChatCompletionRequest(OpenAIModel):
     @classmethod
     def _stop_strings(cls, stop: str | list[str] | None) -> str | list[str] | None:
         strings = [stop] if isinstance(stop, str) else stop or []
-        if len(strings) > 4 or not all(strings):
-            raise ValueError("stop takes up to 4 non-empty strings")
+        if len(strings) > 4 or not all(0 < len(string) <= MAX_STOP_CHARS for string in strings):
+            raise ValueError(f"stop takes up to 4 non-empty strings of at most {MAX_STOP_CHARS} characters")
         return stop
 
     @property

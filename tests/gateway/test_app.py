@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.gateway.options import GatewayOptions
+from services.gateway.options import AuthOptions, GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.conftest import noise_image
@@ -44,7 +44,8 @@ def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
     return build_in_process_app(
         tiny_model_dirs["glm4v"],
         EngineConfig(max_num_seqs=2, max_model_len=1024, max_waiting=1),
-        GatewayOptions(model_name="tiny-glm4v", max_images_per_request=2, max_image_bytes=200_000),
+        GatewayOptions(model_name="tiny-glm4v", max_images_per_request=2, max_image_bytes=200_000,
+                       auth=AuthOptions(allow_anonymous=True)),
     )
 
 

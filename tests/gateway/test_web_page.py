@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from services.gateway.options import GatewayOptions
+from services.gateway.options import AuthOptions, GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
@@ -29,7 +29,7 @@ MAX_IMAGE_BYTES = 300_000
 
 @pytest.fixture(scope="module")
 def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
-    options = GatewayOptions(model_name="tiny", max_image_bytes=MAX_IMAGE_BYTES)
+    options = GatewayOptions(model_name="tiny", max_image_bytes=MAX_IMAGE_BYTES, auth=AuthOptions(allow_anonymous=True))
     return build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=4096), options)
 
 

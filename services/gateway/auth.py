@@ -1,0 +1,104 @@
+"""API keys -> tenants. Keys are configured as SHA-256 digests, never in the clear, and compared in
+constant time, so neither the key file nor response timing gives a key away.
+
+The key file (YAML; path from `auth.api_keys_file` or `$FLASHVQA_API_KEYS_FILE`)::
+
+    tenants:
+      - name: acme
+        key_sha256: [9f86d081884c7d65...]   # `flashvqa hash-api-key` prints this line for a key
+        requests_per_minute: 10             # optional; the gateway's defaults otherwise
+        tokens_per_minute: 20000
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.gateway.errors import APIError
+
+API_KEYS_FILE_ENV = "FLASHVQA_API_KEYS_FILE"
+ANONYMOUS = "anonymous"
+
+
+class TenantConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    key_sha256: list[str] = Field(min_length=1, description="hex SHA-256 digests of the tenant's keys")
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class ApiKeyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenants: list[TenantConfig]
+
+
+class Tenant(BaseModel):
+    """Who sent a request, with the limits that apply to them (None: the gateway's default)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class Authenticator:
+    """Resolves the `Authorization: Bearer <key>` header to a tenant, or refuses with 401."""
+
+    def __init__(self, tenants: list[TenantConfig], allow_anonymous: bool) -> None:
+        self._digests: list[tuple[bytes, Tenant]] = [
+            (bytes.fromhex(digest), Tenant(name=config.name, requests_per_minute=config.requests_per_minute,
+                                           tokens_per_minute=config.tokens_per_minute))
+            for config in tenants for digest in config.key_sha256
+        ]
+        self.allow_anonymous = allow_anonymous
+        assert self._digests or allow_anonymous, "no API keys and anonymous access off: nobody could call us"
+
+    @classmethod
+    def from_file(cls, path: str | Path | None, allow_anonymous: bool) -> Authenticator:
+        """`path` or `$FLASHVQA_API_KEYS_FILE`; with neither, only anonymous access (if allowed)."""
+        path = path or os.environ.get(API_KEYS_FILE_ENV)
+        if not path:
+            if not allow_anonymous:
+                raise ValueError(f"configure API keys (auth.api_keys_file or ${API_KEYS_FILE_ENV}) "
+                                 "or allow anonymous access explicitly (auth.allow_anonymous)")
+            return cls([], allow_anonymous=True)
+        key_file = ApiKeyFile.model_validate(yaml.safe_load(Path(path).read_text()))
+        return cls(key_file.tenants, allow_anonymous)
+
+    def authenticate(self, authorization: str | None) -> Tenant:
+        if not self._digests:  # open mode: whatever key a client library insists on sending
+            return Tenant(name=ANONYMOUS)
+        if not authorization:
+            if self.allow_anonymous:
+                return Tenant(name=ANONYMOUS)
+            raise _unauthorized("missing API key: send it as 'Authorization: Bearer <key>'")
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise _unauthorized("malformed Authorization header: expected 'Bearer <key>'")
+        presented = hashlib.sha256(key.strip().encode()).digest()
+        found: Tenant | None = None
+        for digest, tenant in self._digests:  # no early exit: every key costs the same comparisons
+            if hmac.compare_digest(presented, digest):
+                found = tenant
+        if found is None:
+            raise _unauthorized("invalid API key")
+        return found
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, type="authentication_error", code="invalid_api_key",
+                    headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,51 @@
+"""Everything the gateway's routes use, built once per gateway replica from its options and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.gateway.admission import Admission
+from services.gateway.auth import Authenticator
+from services.gateway.backends import Backends
+from services.gateway.chat_service import ChatService
+from services.gateway.options import GatewayOptions
+from services.gateway.rate_limit import LocalRateLimiter, RateLimiter
+from services.gateway.redis_connection import RedisConnection, redis_url_from_env
+from services.gateway.redis_rate_limiter import RedisRateLimiter
+from services.gateway.redis_response_cache import RedisResponseCache
+from services.gateway.response_cache import InMemoryResponseCache, ResponseCache
+
+
+@dataclass(frozen=True)
+class Gateway:
+    chat: ChatService
+    admission: Admission
+    redis: RedisConnection | None  # None: in-process cache and per-replica rate limits
+
+    @property
+    def options(self) -> GatewayOptions:
+        return self.chat.options
+
+    @classmethod
+    def create(cls, backends: Backends, options: GatewayOptions, redis_url: str | None = None) -> Gateway:
+        """`redis_url` (else `$FLASHVQA_REDIS_URL` / `$REDIS_URL`) shares limits and answers between replicas."""
+        redis_url = redis_url or redis_url_from_env()
+        redis = RedisConnection(redis_url, options.redis_timeout_ms) if redis_url else None
+        limiter: RateLimiter
+        cache: ResponseCache | None = None
+        if redis is not None:
+            limiter = RedisRateLimiter(redis, fail_open=options.rate_limits.fail_open)
+            cache = RedisResponseCache(redis, options.cache.ttl_s)
+        else:
+            limiter = LocalRateLimiter()
+            cache = InMemoryResponseCache(options.cache.max_memory_bytes, options.cache.ttl_s)
+        if not options.cache.enabled:
+            cache = None
+        authenticator = Authenticator.from_file(options.auth.api_keys_file, options.auth.allow_anonymous)
+        admission = Admission(authenticator, limiter, options.rate_limits)
+        return cls(ChatService(backends, options, admission, cache), admission, redis)
+
+    async def health(self) -> dict[str, str]:
+        if self.redis is None or await self.redis.ping():
+            return {"status": "ok"}
+        return {"status": "degraded", "redis": self.redis.last_error or "unreachable"}
