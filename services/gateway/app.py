@@ -30,6 +30,7 @@ from services.gateway.protocol import (
     TextPart,
     new_completion_id,
 )
+from services.gateway.request_report import RequestReport
 from services.gateway.responses import completion_events, completion_response
 
 logger = logging.getLogger(__name__)
@@ -135,10 +136,11 @@ async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Adm
                     deadline: float) -> JSONResponse | StreamingResponse:
     completion_id = new_completion_id()
     model = gateway.options.model_name
-    outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline)
+    report = RequestReport()
+    outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline, report)
     if not body.stream:
         response = await completion_response(outputs, completion_id, model, body.return_token_ids)
-        return JSONResponse(response.model_dump(mode="json"), headers=admitted.headers)
+        return JSONResponse(response.model_dump(mode="json"), headers=admitted.headers | report.headers())
     # Wait for the first output before answering 200, so refusals (bad image, queue full) keep their status.
     try:
         first = await anext(outputs)
@@ -148,7 +150,7 @@ async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Adm
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     events = completion_events(first, outputs, completion_id, model, include_usage, body.return_token_ids)
     return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", **admitted.headers})
+                             headers={"Cache-Control": "no-cache", **admitted.headers, **report.headers()})
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from services.common.image_input import ImageInputError, load_image
@@ -17,6 +19,7 @@ from services.gateway.image_url import EncodedImage, decode_image_url
 from services.gateway.options import GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest, ChatMessage, ImagePart
 from services.gateway.remote_image import RemoteImageFetcher
+from services.gateway.request_report import RequestReport
 from services.gateway.response_cache import (
     ResponseCache,
     cache_key,
@@ -26,6 +29,7 @@ from services.gateway.response_cache import (
 )
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.safety import SafetyFilter, SafetyVerdict, raise_if_blocked
 
 
 class ChatService:
@@ -36,37 +40,69 @@ class ChatService:
         self._admission = admission
         self._cache = cache
         self._fetcher = RemoteImageFetcher(options.remote_images)
+        self._safety = SafetyFilter.from_options(options.safety)
+        # Cached answers were checked under this policy; another policy must not reuse them.
+        self._policy_version = hashlib.blake2b(options.safety.model_dump_json().encode(), digest_size=8).hexdigest()
 
-    async def outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant,
-                      deadline: float) -> AsyncIterator[RequestOutput]:
-        """The decoder's outputs for this request, until `deadline` (event loop time).
-        Client errors raise before the first output."""
+    async def outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float,
+                      report: RequestReport) -> AsyncIterator[RequestOutput]:
+        """The decoder's outputs for this request, until `deadline` (event loop time). Client errors and
+        blocked content raise before the first output; `report` collects what the checks flagged."""
         self._validate(request)
+        prompt_text = "".join(_texts(request.messages))
+        prompt_verdicts = self._safety.check_prompt(prompt_text)
+        raise_if_blocked(prompt_verdicts, param="messages")
+        report.add(prompt_verdicts)
         messages, images = await self._template_messages(request.messages)
         image_sizes = [(image.width, image.height) for image in images]
-        prompt_text = "".join(_texts(request.messages))
         await self._admission.charge_tokens(tenant, self._admission.estimate_prompt_tokens(prompt_text, image_sizes))
         params = request.to_sampling_params()
         key = None
         if self._cache is not None and is_cacheable(params, self.options.cache):
             key = cache_key(self.options.model_name, messages, [image.content_hash for image in images], params,
-                            request.enable_thinking)
+                            request.enable_thinking, self._policy_version)
             cached = await self._cache.get(key)
             if cached is not None:
-                yield decode_answer(cached, request_id)
+                hit, flags = decode_answer(cached, request_id)
+                report.flags.extend(flag for flag in flags if flag not in report.flags)
+                yield hit
                 return
+        # The image checks run beside the encoder, not in front of it; their verdict is awaited before the
+        # first token leaves, so a blocked image costs the client nothing and a clean one adds no latency.
+        image_check = asyncio.ensure_future(self._check_images(images)) if images else None
         refs = [self._backends.encode(image) for image in images]
         decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking)
+        answer_checker = self._safety.answer_checker()
         answer: RequestOutput | None = None
-        async for output in within_deadline(self._backends.generate(decode_request, refs), deadline):
-            answer = output if answer is None else answer.followed_by(output)
-            yield output
+        try:
+            async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:
+                async for output in stream:
+                    if image_check is not None:
+                        image_verdicts = await image_check
+                        image_check = None
+                        raise_if_blocked(image_verdicts, param="messages")
+                        report.add(image_verdicts)
+                    answer_verdicts = answer_checker.feed(output.text)
+                    raise_if_blocked(answer_verdicts, param=None)
+                    report.add(answer_verdicts)
+                    answer = output if answer is None else answer.followed_by(output)
+                    yield output
+        finally:
+            if image_check is not None:
+                image_check.cancel()
         assert answer is not None and answer.finished
         await self._admission.charge_tokens(tenant, answer.num_output_tokens)
         if key is not None and self._cache is not None:
-            value = encode_answer(answer)
+            value = encode_answer(answer, report.flags)
             if len(value) <= self.options.cache.max_entry_bytes:
                 await self._cache.put(key, value)
+
+    async def _check_images(self, images: list[RawImage]) -> list[SafetyVerdict]:
+        if not self.options.safety.check_image:
+            return []
+        verdicts = await asyncio.gather(*(asyncio.to_thread(self._safety.check_image, image.to_image())
+                                          for image in images))
+        return [verdict for image_verdicts in verdicts for verdict in image_verdicts]
 
     def _validate(self, request: ChatCompletionRequest) -> None:
         options = self.options

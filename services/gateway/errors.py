@@ -9,6 +9,7 @@ from services.gateway.protocol import ErrorDetail, ErrorResponse
 from services.llm_decoder.async_engine import EngineDeadError
 from services.llm_decoder.engine import ContextLengthError, QueueFullError
 from services.models.language_half import PromptError
+from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
 RETRY_AFTER_SECONDS = 1
 
@@ -45,7 +46,7 @@ class BodyTooLargeError(ValueError):
 # What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
     APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError,
-    EngineDeadError, TimeoutError, BodyTooLargeError,
+    EngineDeadError, TimeoutError, BodyTooLargeError, ContentPolicyViolation, SafetyUnavailableError,
 )
 
 
@@ -63,7 +64,9 @@ def to_api_error(error: Exception) -> APIError:
         case QueueFullError():
             return APIError(429, f"{error}; retry shortly", type="rate_limit_error", code="server_busy",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        case ServiceUnavailableError() | EngineDeadError():
+        case ContentPolicyViolation():
+            return APIError(400, str(error), param=error.param, code="content_policy_violation")
+        case ServiceUnavailableError() | EngineDeadError() | SafetyUnavailableError():
             return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         case BodyTooLargeError():

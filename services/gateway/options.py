@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.image_input import ImageLimits
 from services.gateway.remote_image_options import RemoteImageOptions
 from services.gateway.response_cache import ResponseCacheOptions
+from services.safety import SafetyOptions
 
 
 class AuthOptions(BaseModel):
@@ -45,6 +46,7 @@ class GatewaySettings(BaseModel):
     auth: AuthOptions = Field(default_factory=AuthOptions)
     rate_limits: RateLimitOptions = Field(default_factory=RateLimitOptions)
     cache: ResponseCacheOptions = Field(default_factory=ResponseCacheOptions)
+    safety: SafetyOptions = Field(default_factory=SafetyOptions)
 
 
 class GatewayOptions(GatewaySettings):

@@ -30,10 +30,10 @@ class ResponseCacheOptions(BaseModel):
 
 
 def cache_key(model: str, messages: list[dict[str, Any]], image_hashes: list[str], params: SamplingParams,
-              enable_thinking: bool) -> str:
+              enable_thinking: bool, policy_version: str) -> str:
     material = json.dumps(
         {"model": model, "messages": messages, "images": image_hashes, "params": dataclasses.asdict(params),
-         "thinking": enable_thinking},
+         "thinking": enable_thinking, "policy": policy_version},
         sort_keys=True, ensure_ascii=False, separators=(",", ":"),
     )
     return hashlib.blake2b(material.encode(), digest_size=20).hexdigest()
@@ -43,14 +43,17 @@ def is_cacheable(params: SamplingParams, options: ResponseCacheOptions) -> bool:
     return options.enabled and (params.is_greedy or options.cache_sampled)
 
 
-def encode_answer(output: RequestOutput) -> bytes:
+def encode_answer(output: RequestOutput, flags: list[str]) -> bytes:
+    """The answer and the safety flags it was served with (a hit skips the checks the key already passed)."""
     assert output.finished
-    return json.dumps(dataclasses.asdict(output) | {"request_id": ""}, ensure_ascii=False).encode()
+    return json.dumps({"output": dataclasses.asdict(output) | {"request_id": ""}, "flags": flags},
+                      ensure_ascii=False).encode()
 
 
-def decode_answer(data: bytes, request_id: str) -> RequestOutput:
-    fields = json.loads(data)
-    return RequestOutput(**(fields | {"request_id": request_id, "token_ids": tuple(fields["token_ids"])}))
+def decode_answer(data: bytes, request_id: str) -> tuple[RequestOutput, list[str]]:
+    entry = json.loads(data)
+    fields = entry["output"] | {"request_id": request_id, "token_ids": tuple(entry["output"]["token_ids"])}
+    return RequestOutput(**fields), entry["flags"]
 
 
 class ResponseCache(Protocol):
