@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.set_defaults(handler=_ask)
 
+    hash_key = commands.add_parser("hash-api-key", help="print the key-file entry of an API key (read from stdin)")
+    hash_key.set_defaults(handler=_hash_api_key)
+
     serve = commands.add_parser("serve", help="run encoder, decoder and gateway on a local Ray (Ctrl-C stops)")
     serve.add_argument("--model", type=Path, help=f"a model directory (default: a tiny GLM model in {DEFAULT_HOME})")
     serve.add_argument("--host", default="127.0.0.1")
@@ -78,6 +81,16 @@ def _ask(args: argparse.Namespace) -> int:
         sys.stdout.write(output.text)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    return 0
+
+
+def _hash_api_key(args: argparse.Namespace) -> int:
+    from services.gateway.auth import hash_api_key
+
+    key = sys.stdin.readline().strip()  # not an argument: it would land in the shell history and `ps`
+    if not key:
+        return _fail("give the key on standard input")
+    sys.stdout.write(hash_api_key(key) + "\n")
     return 0
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from services.cli import main
+from services.gateway.auth import Authenticator, TenantConfig
 
 EXAMPLE_IMAGE = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"
 
@@ -52,3 +55,13 @@ def test_ask_with_a_missing_file(tiny_model_dirs: dict[str, Path], capsys: pytes
 def test_ask_with_a_directory_that_is_not_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "--model", str(tmp_path), "--image", str(EXAMPLE_IMAGE), "what?"]) == 2
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_hash_api_key_prints_the_digest_the_key_file_holds(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("sk-secret\n"))
+    assert main(["hash-api-key"]) == 0
+    digest = capsys.readouterr().out.strip()
+    assert digest == hashlib.sha256(b"sk-secret").hexdigest()
+    authenticator = Authenticator([TenantConfig(name="t", key_sha256=[digest])], allow_anonymous=False)
+    assert authenticator.authenticate("Bearer sk-secret").name == "t"
