@@ -96,6 +96,7 @@ def _hash_api_key(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from services.local_server import serve_until_signalled
+    from services.serve_config import load_application
 
     model = args.model or _default_model()
     if not (model / "config.json").is_file():
@@ -109,13 +110,16 @@ def _serve(args: argparse.Namespace) -> int:
     # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the
     # decoder keeps Ray's one thread, so that its steps do not fight the per-token streaming work.
     encoder_threads = None if (args.device or "").startswith("cuda") else os.cpu_count()
-    app_args = {
-        "model": str(model),
-        "device": args.device,
-        "encoder": {"torch_threads": encoder_threads},
-        "gateway": {"auth": {"api_keys_file": args.api_keys_file, "allow_anonymous": args.api_keys_file is None}},
-    }
-    serve_until_signalled(app_args, args.host, args.port, announce)
+    # serve_config.yaml's application (the one the Helm chart renders), with this machine's settings.
+    application = load_application().with_args(
+        {
+            "model": str(model),
+            "device": args.device,
+            "encoder": {"torch_threads": encoder_threads},
+            "gateway": {"auth": {"api_keys_file": args.api_keys_file, "allow_anonymous": args.api_keys_file is None}},
+        }
+    )
+    serve_until_signalled(application, args.host, args.port, announce)
     return 0
 
 

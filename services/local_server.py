@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
 
-APP_NAME = "flashvqa"
+from services.serve_config import ServeApplication
+
 SERVE_SHUTDOWN_TIMEOUT_S = 30
 # Not RAY_SERVE_THROUGHPUT_OPTIMIZED: on this kind of host it saved under 10 ms of time to first token
 # (within noise) and made shutdown wait out the controller's 30 s timeout.
@@ -21,12 +22,13 @@ SERVE_ENVIRONMENT = {
 
 
 def serve_until_signalled(
-    app_args: dict[str, Any], host: str, port: int, on_ready: Callable[[], None] | None = None
+    application: ServeApplication, host: str, port: int, on_ready: Callable[[], None] | None = None
 ) -> None:
     import ray
     from ray import serve
 
-    from services.app_builder import build_app
+    module, _, builder = application.import_path.partition(":")
+    build_app = getattr(importlib.import_module(module), builder)
 
     # Inherited by every Ray process started below.
     for name, value in SERVE_ENVIRONMENT.items():
@@ -38,7 +40,7 @@ def serve_until_signalled(
         signal.signal(signum, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(app_args), name=APP_NAME, route_prefix="/")
+        serve.run(build_app(application.args), name=application.name, route_prefix=application.route_prefix)
         if on_ready is not None:
             on_ready()
         stop.wait()

@@ -1,0 +1,30 @@
+{{/*
+Checks that values.schema.json cannot express (relations between values). Each failure names the values
+to change; rayservice.yaml includes this, so `helm install`, `helm template` and `helm lint` stop on them.
+*/}}
+{{- define "flashvqa.validate" -}}
+{{- range $name, $group := .Values.workerGroups }}
+{{- if and $group.enabled (gt (float64 $group.minReplicas) (float64 $group.maxReplicas)) }}
+{{- fail (printf "workerGroups.%s: minReplicas (%v) is greater than maxReplicas (%v)" $name $group.minReplicas $group.maxReplicas) }}
+{{- end }}
+{{- end }}
+{{- range $poolName := list "encoder" "decoder" "gateway" }}
+{{- $pool := get $.Values.serve $poolName }}
+{{- if and $pool.autoscaling.enabled (gt (float64 $pool.autoscaling.minReplicas) (float64 $pool.autoscaling.maxReplicas)) }}
+{{- fail (printf "serve.%s.autoscaling: minReplicas (%v) is greater than maxReplicas (%v)" $poolName $pool.autoscaling.minReplicas $pool.autoscaling.maxReplicas) }}
+{{- end }}
+{{- $group := get $.Values.workerGroups $pool.workerGroup }}
+{{- if not (and $group $group.enabled) }}
+{{- fail (printf "serve.%s.workerGroup: %q is not an enabled worker group (workerGroups.%s.enabled)" $poolName $pool.workerGroup $pool.workerGroup) }}
+{{- end }}
+{{- if gt (float64 $pool.numGpus) (float64 $group.gpus) }}
+{{- fail (printf "serve.%s.numGpus (%v) is more than a pod of workerGroups.%s has (gpus: %v)" $poolName $pool.numGpus $pool.workerGroup $group.gpus) }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.redis.enabled) (not .Values.redis.url) (not .Values.redis.urlSecret.name) }}
+{{- fail "redis: with redis.enabled false, set redis.url or redis.urlSecret.name (an external Redis)" }}
+{{- end }}
+{{- if and .Values.otel.enabled (not .Values.otel.endpoint) }}
+{{- fail "otel.endpoint: required when otel.enabled is true" }}
+{{- end }}
+{{- end }}

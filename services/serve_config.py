@@ -1,0 +1,43 @@
+"""The Serve application that `serve_config.yaml` describes: the one source of its name, route, builder and
+arguments. `flashvqa serve` deploys it with its local overrides and the Helm chart renders it with the
+cluster's (`services/serve_config.yaml` and `helm/flashvqa/files/serve_config.yaml` link to that file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class ServeApplication:
+    name: str
+    route_prefix: str
+    import_path: str
+    args: dict[str, Any]
+
+    def with_args(self, overrides: dict[str, Any]) -> ServeApplication:
+        return replace(self, args=merge(self.args, overrides))
+
+
+def load_application(text: str | None = None) -> ServeApplication:
+    """The one application of `serve_config.yaml` (or of `text`, a Serve config in the same form)."""
+    if text is None:
+        text = files("services").joinpath("serve_config.yaml").read_text()
+    (application,) = yaml.safe_load(text)["applications"]
+    return ServeApplication(
+        application["name"], application["route_prefix"], application["import_path"], application.get("args") or {}
+    )
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge, as the chart's `mergeOverwrite` does: mappings merge key by key, other values replace."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
