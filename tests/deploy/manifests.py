@@ -30,7 +30,8 @@ from services.serve_config import merge
 ROOT = Path(__file__).parents[2]
 CHART = ROOT / "helm" / "flashvqa"
 K8S = ROOT / "k8s"
-CRDS = ROOT.parent / "shared" / "k8s-schemas"
+# KubeRay v1.7.0 CRD, vendored from the workspace's shared/k8s-schemas so that a clone validates on its own.
+CRDS = ROOT / "tests" / "deploy" / "kuberay_crds"
 RELEASE = "flashvqa"
 NAMESPACE = "flashvqa"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest kubernetes-validate knows.
