@@ -89,7 +89,7 @@ class Authenticator:
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             raise _unauthorized("malformed Authorization header: expected 'Bearer <key>'")
-        presented = hashlib.sha256(key.strip().encode()).digest()
+        presented = bytes.fromhex(hash_api_key(key.strip()))
         found: Tenant | None = None
         for digest, tenant in self._digests:  # no early exit: every key costs the same comparisons
             if hmac.compare_digest(presented, digest):

@@ -48,8 +48,8 @@ class ChatService:
                       report: RequestReport) -> AsyncIterator[RequestOutput]:
         """The decoder's outputs for this request, until `deadline` (event loop time). Client errors and
         blocked content raise before the first output; `report` collects what the checks flagged."""
-        self._validate(request)
         prompt_text = "".join(_texts(request.messages))
+        self._validate(request, prompt_text)
         prompt_verdicts = self._safety.check_prompt(prompt_text)
         raise_if_blocked(prompt_verdicts, param="messages")
         report.add(prompt_verdicts)
@@ -64,16 +64,17 @@ class ChatService:
             cached = await self._cache.get(key)
             if cached is not None:
                 hit, flags = decode_answer(cached, request_id)
-                report.flags.extend(flag for flag in flags if flag not in report.flags)
+                report.add_flags(flags)
                 yield hit
                 return
         # The image checks run beside the encoder, not in front of it; their verdict is awaited before the
         # first token leaves, so a blocked image costs the client nothing and a clean one adds no latency.
-        image_check = asyncio.ensure_future(self._check_images(images)) if images else None
+        check_images = bool(images) and self.options.safety.check_image
+        image_check = asyncio.ensure_future(self._check_images(images)) if check_images else None
         refs = [self._backends.encode(image) for image in images]
         decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking)
         answer_checker = self._safety.answer_checker()
-        answer: RequestOutput | None = None
+        outputs: list[RequestOutput] = []
         try:
             async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:
                 async for output in stream:
@@ -85,26 +86,24 @@ class ChatService:
                     answer_verdicts = answer_checker.feed(output.text)
                     raise_if_blocked(answer_verdicts, param=None)
                     report.add(answer_verdicts)
-                    answer = output if answer is None else answer.followed_by(output)
+                    outputs.append(output)
                     yield output
         finally:
             if image_check is not None:
                 image_check.cancel()
-        assert answer is not None and answer.finished
-        await self._admission.charge_tokens(tenant, answer.num_output_tokens)
+        assert outputs and outputs[-1].finished
+        await self._admission.charge_tokens(tenant, outputs[-1].num_output_tokens)
         if key is not None and self._cache is not None:
-            value = encode_answer(answer, report.flags)
+            value = encode_answer(RequestOutput.joined(outputs), report.flags)
             if len(value) <= self.options.cache.max_entry_bytes:
                 await self._cache.put(key, value)
 
     async def _check_images(self, images: list[RawImage]) -> list[SafetyVerdict]:
-        if not self.options.safety.check_image:
-            return []
         verdicts = await asyncio.gather(*(asyncio.to_thread(self._safety.check_image, image.to_image())
                                           for image in images))
         return [verdict for image_verdicts in verdicts for verdict in image_verdicts]
 
-    def _validate(self, request: ChatCompletionRequest) -> None:
+    def _validate(self, request: ChatCompletionRequest, prompt_text: str) -> None:
         options = self.options
         if request.model not in (None, options.model_name):
             raise APIError(404, f"model {request.model!r} does not exist; this server serves "
@@ -112,7 +111,7 @@ class ChatService:
         if len(request.messages) > options.max_messages:
             raise APIError(400, f"{len(request.messages)} messages; at most {options.max_messages} are accepted",
                            param="messages")
-        if sum(len(text) for text in _texts(request.messages)) > options.max_prompt_chars:
+        if len(prompt_text) > options.max_prompt_chars:
             raise APIError(400, f"the messages hold more than {options.max_prompt_chars} characters of text",
                            param="messages", code="context_length_exceeded")
         for name in ("max_completion_tokens", "max_tokens"):

@@ -14,10 +14,10 @@ class RequestReport:
     flags: list[str] = field(default_factory=list)  # "source:category" of each flagged (served) verdict
 
     def add(self, verdicts: list[SafetyVerdict]) -> None:
-        for verdict in verdicts:
-            flag = f"{verdict.source}:{verdict.category}"
-            if verdict.action is Action.FLAG and flag not in self.flags:
-                self.flags.append(flag)
+        self.add_flags([f"{v.source}:{v.category}" for v in verdicts if v.action is Action.FLAG])
+
+    def add_flags(self, flags: list[str]) -> None:
+        self.flags.extend(flag for flag in dict.fromkeys(flags) if flag not in self.flags)
 
     def headers(self) -> dict[str, str]:
         return {SAFETY_FLAGS_HEADER: ",".join(self.flags)} if self.flags else {}

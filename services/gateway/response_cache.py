@@ -40,7 +40,8 @@ def cache_key(model: str, messages: list[dict[str, Any]], image_hashes: list[str
 
 
 def is_cacheable(params: SamplingParams, options: ResponseCacheOptions) -> bool:
-    return options.enabled and (params.is_greedy or options.cache_sampled)
+    """Whether an enabled cache may hold this request's answer."""
+    return params.is_greedy or options.cache_sampled
 
 
 def encode_answer(output: RequestOutput, flags: list[str]) -> bytes:

@@ -34,20 +34,15 @@ def _usage(output: RequestOutput) -> Usage:
 async def completion_response(
     outputs: AsyncIterator[RequestOutput], completion_id: str, model: str, return_token_ids: bool
 ) -> ChatCompletionResponse:
-    text: list[str] = []
-    token_ids: list[int] = []
-    last: RequestOutput | None = None
-    async for output in outputs:
-        text.append(output.text)
-        token_ids.extend(output.token_ids)
-        last = output
-    assert last is not None and last.finished, "the decoder stream ended without finishing"
+    collected = [output async for output in outputs]
+    assert collected and collected[-1].finished, "the decoder stream ended without finishing"
+    answer = RequestOutput.joined(collected)
     choice = Choice(
-        message=AssistantMessage(content="".join(text)),
-        finish_reason=last.finish_reason,
-        token_ids=token_ids if return_token_ids else None,
+        message=AssistantMessage(content=answer.text),
+        finish_reason=answer.finish_reason,
+        token_ids=list(answer.token_ids) if return_token_ids else None,
     )
-    return ChatCompletionResponse(id=completion_id, model=model, choices=[choice], usage=_usage(last))
+    return ChatCompletionResponse(id=completion_id, model=model, choices=[choice], usage=_usage(answer))
 
 
 async def completion_events(

@@ -38,14 +38,20 @@ class RequestOutput:
 
     def followed_by(self, later: RequestOutput) -> RequestOutput:
         """This output and the next one of the same request, as one."""
-        assert later.request_id == self.request_id and not self.finished
+        return RequestOutput.joined([self, later])
+
+    @staticmethod
+    def joined(outputs: list[RequestOutput]) -> RequestOutput:
+        """Consecutive outputs of one request, as one (in linear time: a whole answer is thousands)."""
+        last = outputs[-1]
+        assert all(o.request_id == last.request_id and not o.finished for o in outputs[:-1])
         return RequestOutput(
-            request_id=self.request_id,
-            text=self.text + later.text,
-            token_ids=self.token_ids + later.token_ids,
-            finish_reason=later.finish_reason,
-            num_prompt_tokens=later.num_prompt_tokens,
-            num_output_tokens=later.num_output_tokens,
+            request_id=last.request_id,
+            text="".join(output.text for output in outputs),
+            token_ids=tuple(token for output in outputs for token in output.token_ids),
+            finish_reason=last.finish_reason,
+            num_prompt_tokens=last.num_prompt_tokens,
+            num_output_tokens=last.num_output_tokens,
         )
 
 
