@@ -17,13 +17,13 @@ import io
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench.timing import percentile, timed_seconds
 from services.common.image_input import ImageLimits, load_image
 from services.common.raw_image import RawImage
 from services.gateway.auth import Tenant
@@ -36,6 +36,7 @@ from services.gateway.response_cache import InMemoryResponseCache
 from services.in_process_app import build_in_process_app
 from services.models.tiny_model import build_tiny_model
 from services.safety import SafetyFilter, SafetyOptions
+from tests.redis_server import RedisServer  # the same real redis-server the tests start
 
 PROMPT = "Is this receipt a travel expense? Answer yes or no and give the total."
 
@@ -52,14 +53,9 @@ def photo_jpeg(width: int, height: int) -> bytes:
 
 
 def percentiles(run: Callable[[], object], repeats: int) -> tuple[float, float]:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+    """P50 and P99 in milliseconds."""
+    times = timed_seconds(run, repeats)
+    return statistics.median(times) * 1000, percentile(times, 0.99) * 1000
 
 
 def row(name: str, p50: float, p99: float) -> None:
@@ -91,24 +87,21 @@ def cache_lookups(repeats: int) -> None:
     if redis_server is None:
         sys.stdout.write("| redis (not installed) | - | - |\n")
         return
-    process, url = redis_server
     try:
-        cache = RedisResponseCache(RedisConnection(url, timeout_ms=100), ttl_s=60)
+        cache = RedisResponseCache(RedisConnection(redis_server.url, timeout_ms=100), ttl_s=60)
         loop.run_until_complete(cache.put("k", value))
         row("local redis", *percentiles(lambda: loop.run_until_complete(cache.get("k")), repeats))
     finally:
-        process.kill()
+        redis_server.kill()
 
 
-def _start_redis() -> tuple[object, str] | None:
-    from tests.redis_server import RedisServer  # the same helper the tests use
-
+def _start_redis() -> RedisServer | None:
     try:
         server = RedisServer(Path(tempfile.mkdtemp()))
-    except AssertionError:
+    except AssertionError:  # redis-server is not installed
         return None
     server.start()
-    return server, server.url
+    return server
 
 
 def cache_hit_end_to_end(repeats: int) -> None:

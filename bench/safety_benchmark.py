@@ -1,7 +1,7 @@
 """Latency of the safety checks on one CPU thread: the image models on a 512x512 image (preprocessing and
 inference apart), the prompt check, and the streamed-answer check per delta.
 
-    .venv/bin/python bench/safety_benchmark.py [--repeats 50]
+    .venv/bin/python -m bench.safety_benchmark [--repeats 50]   (from the repository root)
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
+from bench.timing import percentile, say, timed_seconds
 from services.safety import SafetyFilter, SafetyOptions, nudenet_detector, opennsfw_classifier
 
 PROMPT_EN = "Please read this receipt and tell me the total, the date, and which items were bought on discount. " * 2
@@ -32,7 +32,7 @@ def main() -> None:
 
     start = time.perf_counter()
     safety = SafetyFilter.from_options(SafetyOptions())
-    _say(f"SafetyFilter.from_options (open_nsfw, terms, OpenCC): {(time.perf_counter() - start) * 1000:.0f} ms")
+    say(f"SafetyFilter.from_options (open_nsfw, terms, OpenCC): {(time.perf_counter() - start) * 1000:.0f} ms")
     classifier = opennsfw_classifier.OpenNSFWClassifier()
     batch = opennsfw_classifier.preprocess(image)[np.newaxis]
     session = classifier._session
@@ -59,21 +59,10 @@ def main() -> None:
 
 
 def _report(name: str, run: Callable[[], object], repeats: int) -> None:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    p50, p90 = statistics.median(times), times[int(0.9 * (len(times) - 1))]
+    times = timed_seconds(run, repeats)
+    p50, p90 = statistics.median(times), percentile(times, 0.9)
     unit, scale = ("ms", 1e3) if p50 > 1e-3 else ("us", 1e6)
-    _say(f"{name:<45} p50 {p50 * scale:8.2f} {unit}   p90 {p90 * scale:8.2f} {unit}")
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    say(f"{name:<45} p50 {p50 * scale:8.2f} {unit}   p90 {p90 * scale:8.2f} {unit}")
 
 
 if __name__ == "__main__":

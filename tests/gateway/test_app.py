@@ -6,8 +6,7 @@ import base64
 import io
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
+from tests.waiting import wait_until
 
 
 def png_bytes(width: int = 96, height: int = 64, seed: int = 0) -> bytes:
@@ -178,13 +178,13 @@ class TestBackpressure:
             # The third waits for a slot (its response has not started); the fourth finds the queue full.
             waiter = threading.Thread(target=_short_answer, args=(client,))
             waiter.start()
-            _until(lambda: engine.stats().num_waiting == 1)
+            wait_until(lambda: engine.stats().num_waiting == 1)
             refused = client.post("/v1/chat/completions", json={"messages": [image_message()]})
             assert refused.status_code == 429
             assert refused.headers["retry-after"] == "1"
             assert refused.json()["error"]["code"] == "server_busy"
         waiter.join(timeout=30)
-        _until(lambda: engine.stats().num_running == 0)
+        wait_until(lambda: engine.stats().num_running == 0)
 
 
 class TestDisconnect:
@@ -194,7 +194,7 @@ class TestDisconnect:
         with client.stream("POST", "/v1/chat/completions", json=body) as response:
             for _ in response.iter_lines():
                 break
-        _until(lambda: app.state.engine.stats().num_aborted == aborted_before + 1)
+        wait_until(lambda: app.state.engine.stats().num_aborted == aborted_before + 1)
         stats = app.state.engine.stats()
         assert (stats.num_running, stats.num_waiting) == (0, 0)
         assert _short_answer(client).status_code == 200
@@ -235,8 +235,3 @@ def _short_answer(client: httpx.Client) -> httpx.Response:
     return client.post("/v1/chat/completions", json={"messages": [image_message()], "max_tokens": 2})
 
 
-def _until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)

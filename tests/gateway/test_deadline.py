@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.gateway.test_app import sse_events
 from tests.http_server import serve_in_thread
+from tests.waiting import wait_until_idle
 
 LONG_ANSWER = {"messages": [{"role": "user", "content": "Tell me everything."}], "max_tokens": 1000,
                "ignore_eos": True, "temperature": 0}
@@ -32,13 +32,6 @@ def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
 def client(app: FastAPI) -> Iterator[httpx.Client]:
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client
-
-
-def wait_until_idle(app: FastAPI) -> None:
-    deadline = time.monotonic() + 10
-    while app.state.engine.stats().num_running or app.state.engine.stats().num_waiting:
-        assert time.monotonic() < deadline, "the sequence was not freed"
-        time.sleep(0.01)
 
 
 class TestDeadline:

@@ -4,7 +4,6 @@ served with a header, a blocked answer ends its stream, and a safety model that 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from tests.gateway.test_app import data_url, image_message, sse_events
 from tests.gateway.test_hostile_input import encode
 from tests.http_server import serve_in_thread
 from tests.safety.images import shapes_open_nsfw_misreads
+from tests.waiting import wait_until_idle
 
 # Words the tiny random model (seed 0) says when asked this: an operator's term that its answers trip.
 ANSWER_TERM = "紫色的正方形"
@@ -55,13 +55,6 @@ def assert_policy_refusal(response: httpx.Response, category: str) -> None:
     assert error["code"] == "content_policy_violation"
     assert category in error["message"]
     assert "0." not in error["message"], "a score leaked to the client"
-
-
-def wait_until_idle(app: FastAPI) -> None:
-    deadline = time.monotonic() + 10
-    while app.state.engine.stats().num_running or app.state.engine.stats().num_waiting:
-        assert time.monotonic() < deadline, "the sequence was not freed"
-        time.sleep(0.01)
 
 
 class TestPrompt:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from services.llm_decoder.engine import EngineConfig
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
+from tests.waiting import wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -76,13 +76,6 @@ def _wait_for_answers(page: Any, count: int) -> None:
         ".length === n", arg=count)
 
 
-def _poll(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 class TestAsking:
     def test_picture_question_and_follow_up_stream_answers_with_timings(self, page: Any, base_url: str) -> None:
         requests = _chat_requests(page)
@@ -130,10 +123,10 @@ class TestAsking:
         page.fill("#question", "Describe everything.")
         page.press("#question", "Enter")
         page.wait_for_selector("#stop:not([hidden])")
-        _poll(lambda: engine.stats().num_running == 1)
+        wait_until(lambda: engine.stats().num_running == 1, timeout=20)
         page.click("#stop")
         page.wait_for_function("document.querySelector('.turn.assistant .meta').textContent.startsWith('stopped')")
-        _poll(lambda: engine.stats().num_aborted == aborted + 1)
+        wait_until(lambda: engine.stats().num_aborted == aborted + 1, timeout=20)
         assert engine.stats().num_running == 0
 
 
