@@ -240,6 +240,14 @@ class TestOddButValidInput:
         assert response.status_code == 200, response.text
         assert response.json()["usage"]["prompt_tokens"] > 0
 
+    @pytest.mark.parametrize(("field", "value"), [("temperature", 1e-300), ("temperature", 5e-324), ("top_p", 5e-324)])
+    def test_vanishing_temperature_or_top_p(self, client: httpx.Client, field: str, value: float) -> None:
+        """Found by the fuzzer: such values rounded to invalid distributions in float32 and failed the engine."""
+        response = client.post("/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "hi"}], field: value, "max_tokens": 2,
+        })
+        assert response.status_code == 200, response.text
+
     def test_unknown_extra_fields_are_ignored(self, client: httpx.Client) -> None:
         response = client.post("/v1/chat/completions", json=image_request(
             data_url(encode(noise_image(32, 32), "PNG")),

@@ -30,7 +30,8 @@ def _filtered_probs(logits: torch.Tensor, params: list[SamplingParams]) -> torch
     sorted_logits = sorted_logits.masked_fill(rank >= top_k, float("-inf"))
     sorted_probs = sorted_logits.softmax(dim=-1)
     top_p = torch.tensor([p.top_p for p in params], device=device).unsqueeze(1)
-    # Drop a token when the tokens ranked above it already reach top_p (the first token always stays).
+    # Drop a token when the tokens ranked above it already reach top_p. The first token always stays, also
+    # when a tiny top_p rounds to 0 in float32.
     mass_above = sorted_probs.cumsum(dim=-1) - sorted_probs
-    sorted_probs = sorted_probs.masked_fill(mass_above >= top_p, 0.0)
+    sorted_probs = sorted_probs.masked_fill((mass_above >= top_p) & (rank > 0), 0.0)
     return torch.zeros_like(sorted_probs).scatter_(-1, order, sorted_probs)

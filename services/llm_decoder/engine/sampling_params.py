@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+GREEDY_BELOW_TEMPERATURE = 1e-5
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -26,4 +28,6 @@ class SamplingParams:
 
     @property
     def is_greedy(self) -> bool:
-        return self.temperature == 0 or self.top_k == 1
+        # Below this, dividing the logits by the temperature overflows float32 to inf (and the softmax to
+        # NaN); the distribution is one-hot by then anyway.
+        return self.temperature < GREEDY_BELOW_TEMPERATURE or self.top_k == 1
