@@ -139,8 +139,8 @@ async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Adm
     report = RequestReport()
     outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline, report)
     if not body.stream:
-        response = await completion_response(outputs, completion_id, model, body.return_token_ids)
-        return JSONResponse(response.model_dump(mode="json"), headers=admitted.headers | report.headers())
+        response = await completion_response(outputs, completion_id, model, body.return_token_ids, report)
+        return JSONResponse(response, headers=admitted.headers | report.headers())
     # Wait for the first output before answering 200, so refusals (bad image, queue full) keep their status.
     try:
         first = await anext(outputs)
@@ -148,7 +148,8 @@ async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Adm
         await outputs.aclose()  # type: ignore[attr-defined]
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = completion_events(first, outputs, completion_id, model, include_usage, body.return_token_ids)
+    events = completion_events(first, outputs, completion_id, model, include_usage, body.return_token_ids,
+                               report.provenance_json())
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", **admitted.headers, **report.headers()})
 

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from services.common.image_input import ImageInputError, load_image
@@ -18,6 +19,7 @@ from services.gateway.errors import APIError
 from services.gateway.image_url import EncodedImage, decode_image_url
 from services.gateway.options import GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest, ChatMessage, ImagePart
+from services.gateway.provenance_gate import ProvenanceGate, Upload
 from services.gateway.remote_image import RemoteImageFetcher
 from services.gateway.request_report import RequestReport
 from services.gateway.response_cache import (
@@ -29,6 +31,7 @@ from services.gateway.response_cache import (
 )
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.provenance import ProvenanceReport
 from services.safety import SafetyFilter, SafetyVerdict, raise_if_blocked
 
 
@@ -41,56 +44,59 @@ class ChatService:
         self._cache = cache
         self._fetcher = RemoteImageFetcher(options.remote_images)
         self._safety = SafetyFilter.from_options(options.safety)
+        self._provenance = ProvenanceGate(options.provenance)
         # Cached answers were checked under this policy; another policy must not reuse them.
         self._policy_version = hashlib.blake2b(options.safety.model_dump_json().encode(), digest_size=8).hexdigest()
 
     async def outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float,
                       report: RequestReport) -> AsyncIterator[RequestOutput]:
         """The decoder's outputs for this request, until `deadline` (event loop time). Client errors and
-        blocked content raise before the first output; `report` collects what the checks flagged."""
+        blocked content raise before the first output; `report` collects what the checks found."""
         prompt_text = "".join(_texts(request.messages))
         self._validate(request, prompt_text)
         prompt_verdicts = self._safety.check_prompt(prompt_text)
         raise_if_blocked(prompt_verdicts, param="messages")
         report.add(prompt_verdicts)
-        messages, images = await self._template_messages(request.messages)
+        messages, images, uploads = await self._template_messages(request.messages)
         image_sizes = [(image.width, image.height) for image in images]
         await self._admission.charge_tokens(tenant, self._admission.estimate_prompt_tokens(prompt_text, image_sizes))
-        params = request.to_sampling_params()
-        key = None
-        if self._cache is not None and is_cacheable(params, self.options.cache):
-            key = cache_key(self.options.model_name, messages, [image.content_hash for image in images], params,
-                            request.enable_thinking, self._policy_version)
-            cached = await self._cache.get(key)
-            if cached is not None:
-                hit, flags = decode_answer(cached, request_id)
-                report.add_flags(flags)
-                yield hit
-                return
-        # The image checks run beside the encoder, not in front of it; their verdict is awaited before the
-        # first token leaves, so a blocked image costs the client nothing and a clean one adds no latency.
-        check_images = bool(images) and self.options.safety.check_image
-        image_check = asyncio.ensure_future(self._check_images(images)) if check_images else None
-        refs = [self._backends.encode(image) for image in images]
-        decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking)
-        answer_checker = self._safety.answer_checker()
-        outputs: list[RequestOutput] = []
+        # The image checks run beside the cache lookup and the encoder, not in front of them; their verdicts
+        # are awaited before anything is sent, so a blocked image costs the client nothing and a clean one
+        # adds no latency. The provenance check reads what the client sent, so it runs on cache hits too.
+        checks = _ImageChecks(
+            provenance=asyncio.ensure_future(self._provenance.check(uploads))
+            if uploads and self._provenance.enabled else None,
+        )
         try:
+            params = request.to_sampling_params()
+            key = None
+            if self._cache is not None and is_cacheable(params, self.options.cache):
+                key = cache_key(self.options.model_name, messages, [image.content_hash for image in images], params,
+                                request.enable_thinking, self._policy_version)
+                cached = await self._cache.get(key)
+                if cached is not None:
+                    hit, flags = decode_answer(cached, request_id)
+                    await checks.settle(report)
+                    report.add_flags(flags)
+                    yield hit
+                    return
+            if images and self.options.safety.check_image:
+                checks.safety = asyncio.ensure_future(self._check_images(images))
+            refs = [self._backends.encode(image) for image in images]
+            decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking)
+            answer_checker = self._safety.answer_checker()
+            outputs: list[RequestOutput] = []
             async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:
                 async for output in stream:
-                    if image_check is not None:
-                        image_verdicts = await image_check
-                        image_check = None
-                        raise_if_blocked(image_verdicts, param="messages")
-                        report.add(image_verdicts)
+                    if not outputs:
+                        await checks.settle(report)
                     answer_verdicts = answer_checker.feed(output.text)
                     raise_if_blocked(answer_verdicts, param=None)
                     report.add(answer_verdicts)
                     outputs.append(output)
                     yield output
         finally:
-            if image_check is not None:
-                image_check.cancel()
+            checks.cancel()
         assert outputs and outputs[-1].finished
         await self._admission.charge_tokens(tenant, outputs[-1].num_output_tokens)
         if key is not None and self._cache is not None:
@@ -119,10 +125,13 @@ class ChatService:
             if value is not None and value > options.max_completion_tokens:
                 raise APIError(400, f"{name} is {value}; at most {options.max_completion_tokens}", param=name)
 
-    async def _template_messages(self, messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[RawImage]]:
-        """OpenAI messages -> chat-template messages, with the images taken out (in order) and decoded."""
+    async def _template_messages(
+        self, messages: list[ChatMessage]
+    ) -> tuple[list[dict[str, Any]], list[RawImage], list[Upload]]:
+        """OpenAI messages -> chat-template messages, with the images taken out (in order) and decoded, and
+        the images as the client sent them."""
         converted: list[dict[str, Any]] = []
-        pending: list[asyncio.Future[RawImage]] = []
+        pending: list[asyncio.Future[tuple[RawImage, Upload]]] = []
         try:
             for index, message in enumerate(messages):
                 if message.content is None or isinstance(message.content, str):
@@ -142,15 +151,15 @@ class ChatService:
                     pending.append(asyncio.ensure_future(self._image(part.image_url.url, param)))
                     parts.append({"type": "image"})
                 converted.append({"role": message.role, "content": parts})
-            images = list(await asyncio.gather(*pending))
+            decoded = await asyncio.gather(*pending)
         finally:  # after a refusal, drop the other images' work and their errors quietly
             for future in pending:
                 if future.done() and not future.cancelled():
                     future.exception()
                 future.cancel()
-        return converted, images
+        return converted, [image for image, _ in decoded], [upload for _, upload in decoded]
 
-    async def _image(self, url: str, param: str) -> RawImage:
+    async def _image(self, url: str, param: str) -> tuple[RawImage, Upload]:
         if url.startswith(("http://", "https://")):
             encoded = EncodedImage(await self._fetcher.fetch(url, param), declared_format=None)
             return await asyncio.to_thread(self._decode, encoded, param)
@@ -159,12 +168,38 @@ class ChatService:
             lambda: self._decode(decode_image_url(url, param, self.options.max_image_bytes), param)
         )
 
-    def _decode(self, encoded: EncodedImage, param: str) -> RawImage:
+    def _decode(self, encoded: EncodedImage, param: str) -> tuple[RawImage, Upload]:
         try:
             image = load_image(encoded.data, self.options.image_limits, encoded.declared_format)
         except ImageInputError as error:
             raise ImageInputError(str(error), param) from None
-        return RawImage.from_image(image)
+        return RawImage.from_image(image), Upload(encoded.data, param)
+
+
+@dataclass
+class _ImageChecks:
+    """The image checks running beside the request's main path."""
+
+    provenance: asyncio.Future[list[ProvenanceReport]] | None = None
+    safety: asyncio.Future[list[SafetyVerdict]] | None = None
+
+    async def settle(self, report: RequestReport) -> None:
+        """Wait for the checks; raise if one blocks the request, else record what they found."""
+        if self.provenance is not None:
+            report.provenance = await self.provenance
+        if self.safety is not None:
+            verdicts = await self.safety
+            raise_if_blocked(verdicts, param="messages")
+            report.add(verdicts)
+
+    def cancel(self) -> None:
+        for check in (self.provenance, self.safety):
+            if check is None:
+                continue
+            if not check.done():
+                check.cancel()
+            elif not check.cancelled():
+                check.exception()  # the request already failed for another reason: drop this one quietly
 
 
 def _texts(messages: list[ChatMessage]) -> list[str]:

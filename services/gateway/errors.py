@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 
 from services.common.image_input import ImageInputError
 from services.gateway.protocol import ErrorDetail, ErrorResponse
+from services.gateway.provenance_gate import ProvenancePolicyViolation
 from services.llm_decoder.async_engine import EngineDeadError
 from services.llm_decoder.engine import ContextLengthError, QueueFullError
 from services.models.language_half import PromptError
@@ -47,6 +48,7 @@ class BodyTooLargeError(ValueError):
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
     APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError,
     EngineDeadError, TimeoutError, BodyTooLargeError, ContentPolicyViolation, SafetyUnavailableError,
+    ProvenancePolicyViolation,
 )
 
 
@@ -66,6 +68,8 @@ def to_api_error(error: Exception) -> APIError:
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         case ContentPolicyViolation():
             return APIError(400, str(error), param=error.param, code="content_policy_violation")
+        case ProvenancePolicyViolation():
+            return APIError(400, str(error), param=error.param, code="provenance_policy_violation")
         case ServiceUnavailableError() | EngineDeadError() | SafetyUnavailableError():
             return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

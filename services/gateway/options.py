@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.image_input import ImageLimits
 from services.gateway.remote_image_options import RemoteImageOptions
 from services.gateway.response_cache import ResponseCacheOptions
+from services.provenance import ProvenanceOptions
 from services.safety import SafetyOptions
 
 
@@ -47,6 +48,7 @@ class GatewaySettings(BaseModel):
     rate_limits: RateLimitOptions = Field(default_factory=RateLimitOptions)
     cache: ResponseCacheOptions = Field(default_factory=ResponseCacheOptions)
     safety: SafetyOptions = Field(default_factory=SafetyOptions)
+    provenance: ProvenanceOptions = Field(default_factory=ProvenanceOptions)
 
 
 class GatewayOptions(GatewaySettings):

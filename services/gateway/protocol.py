@@ -135,6 +135,9 @@ class ChatCompletionResponse(OpenAIModel):
     model: str
     choices: list[Choice]
     usage: Usage
+    provenance: list[dict[str, Any]] | None = Field(
+        None, description="flashvqa: what the provenance check found, one report per image in request order"
+    )
 
 
 class Delta(OpenAIModel):
@@ -157,6 +160,7 @@ class ChatCompletionChunk(OpenAIModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
+    provenance: list[dict[str, Any]] | None = Field(None, description="flashvqa: in the first chunk only")
 
 
 class ModelCard(OpenAIModel):

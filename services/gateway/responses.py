@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from services.gateway.errors import to_api_error
 from services.gateway.protocol import (
@@ -18,6 +19,7 @@ from services.gateway.protocol import (
     ErrorResponse,
     Usage,
 )
+from services.gateway.request_report import RequestReport
 from services.llm_decoder.engine import RequestOutput
 
 logger = logging.getLogger(__name__)
@@ -32,8 +34,10 @@ def _usage(output: RequestOutput) -> Usage:
 
 
 async def completion_response(
-    outputs: AsyncIterator[RequestOutput], completion_id: str, model: str, return_token_ids: bool
-) -> ChatCompletionResponse:
+    outputs: AsyncIterator[RequestOutput], completion_id: str, model: str, return_token_ids: bool,
+    report: RequestReport,
+) -> dict[str, Any]:
+    """The whole answer as the JSON body; `report` is complete once the outputs are."""
     collected = [output async for output in outputs]
     assert collected and collected[-1].finished, "the decoder stream ended without finishing"
     answer = RequestOutput.joined(collected)
@@ -42,7 +46,11 @@ async def completion_response(
         finish_reason=answer.finish_reason,
         token_ids=list(answer.token_ids) if return_token_ids else None,
     )
-    return ChatCompletionResponse(id=completion_id, model=model, choices=[choice], usage=_usage(answer))
+    body = ChatCompletionResponse(id=completion_id, model=model, choices=[choice], usage=_usage(answer),
+                                  provenance=report.provenance_json()).model_dump(mode="json")
+    if body["provenance"] is None:
+        del body["provenance"]
+    return body
 
 
 async def completion_events(
@@ -52,21 +60,26 @@ async def completion_events(
     model: str,
     include_usage: bool,
     return_token_ids: bool,
+    provenance: list[dict[str, Any]] | None,
 ) -> AsyncIterator[str]:
-    """SSE frames: a role chunk, content chunks, a finish chunk, optionally usage, then [DONE].
-    An error after the stream started can only be reported in-band, as an error event."""
+    """SSE frames: a role chunk (with the provenance reports), content chunks, a finish chunk, optionally
+    usage, then [DONE]. An error after the stream started can only be reported in-band, as an error event."""
     created = int(time.time())
 
-    def frame(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
-        chunk = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage)
+    def frame(choices: list[ChunkChoice], usage: Usage | None = None,
+              provenance: list[dict[str, Any]] | None = None) -> str:
+        chunk = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage,
+                                    provenance=provenance)
         body = chunk.model_dump(mode="json")
+        if provenance is None:
+            del body["provenance"]
         for choice in body["choices"]:  # like OpenAI: a delta names only what it carries
             choice["delta"] = {key: value for key, value in choice["delta"].items() if value is not None}
             if choice["token_ids"] is None:
                 del choice["token_ids"]
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
-    yield frame([ChunkChoice(delta=Delta(role="assistant", content=""))])
+    yield frame([ChunkChoice(delta=Delta(role="assistant", content=""))], provenance=provenance)
     output = first
     try:
         while True:

@@ -15,7 +15,7 @@ def _output(text: str, count: int, finish_reason: str | None = None) -> RequestO
 
 
 async def _events(first: RequestOutput, rest: AsyncIterator[RequestOutput], usage: bool = True) -> list[str]:
-    return [event async for event in completion_events(first, rest, "chatcmpl-1", "m", usage, False)]
+    return [event async for event in completion_events(first, rest, "chatcmpl-1", "m", usage, False, None)]
 
 
 async def test_chunk_sequence() -> None:
