@@ -3,7 +3,9 @@ of a response-cache hit through the whole gateway (in process, no HTTP).
 
 Stages on the critical path: base64 decode, image decode + resize (JPEG draft mode), content hash,
 prompt check, cache lookup (in-process and, when `redis-server` is installed, a local Redis). The image
-safety check runs beside the vision encoder, off the critical path; it is reported too.
+safety check and the provenance check (watermark, C2PA, metadata) run beside the vision encoder, off the
+critical path of a miss; they are reported too. On a cache hit the provenance check of a repeated upload
+is a digest and a lookup.
 
     .venv/bin/python -m bench.gateway_benchmark [--repeats 200]   (from the repository root)
 """
@@ -29,12 +31,14 @@ from services.common.raw_image import RawImage
 from services.gateway.auth import Tenant
 from services.gateway.options import AuthOptions, GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest
+from services.gateway.provenance_gate import ProvenanceGate, Upload
 from services.gateway.redis_connection import RedisConnection
 from services.gateway.redis_response_cache import RedisResponseCache
 from services.gateway.request_report import RequestReport
 from services.gateway.response_cache import InMemoryResponseCache
 from services.in_process_app import build_in_process_app
 from services.models.tiny_model import build_tiny_model
+from services.provenance import ProvenanceChecker, ProvenanceOptions
 from services.safety import SafetyFilter, SafetyOptions
 from tests.redis_server import RedisServer  # the same real redis-server the tests start
 
@@ -63,6 +67,10 @@ def row(name: str, p50: float, p99: float) -> None:
 
 
 def stages(jpeg: bytes, label: str, safety: SafetyFilter, repeats: int) -> None:
+    provenance = ProvenanceChecker()
+    gate = ProvenanceGate(ProvenanceOptions())
+    uploads = [Upload(jpeg, "image")]
+    loop = asyncio.new_event_loop()
     encoded = base64.b64encode(jpeg)
     limits = ImageLimits()
     image = load_image(jpeg, limits)
@@ -74,6 +82,9 @@ def stages(jpeg: bytes, label: str, safety: SafetyFilter, repeats: int) -> None:
     row("content hash + RawImage", *percentiles(lambda: RawImage.from_image(image), repeats))
     row("prompt safety check", *percentiles(lambda: safety.check_prompt(PROMPT), repeats))
     row("image safety check (beside the encoder)", *percentiles(lambda: safety.check_image(raw.to_image()), repeats))
+    row("provenance check (beside the encoder)", *percentiles(lambda: provenance.check(jpeg), repeats))
+    row("provenance check, repeated upload", *percentiles(lambda: loop.run_until_complete(gate.check(uploads)),
+                                                          repeats))
 
 
 def cache_lookups(repeats: int) -> None:
@@ -105,7 +116,8 @@ def _start_redis() -> RedisServer | None:
 
 
 def cache_hit_end_to_end(repeats: int) -> None:
-    """Validation, prompt check, image decode and hash, cache lookup and replay, through ChatService."""
+    """Validation, prompt check, image decode and hash, provenance of the repeated upload, cache lookup and
+    replay, through ChatService."""
     model_dir = build_tiny_model("glm4v", Path(tempfile.mkdtemp()) / "tiny")
     options = GatewayOptions(model_name="tiny", auth=AuthOptions(allow_anonymous=True),
                              safety=SafetyOptions(check_image=False))

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from services.common.device import default_dtype, resolve_device
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
 from services.gateway.app import create_app
 from services.gateway.backends import InProcessBackends
 from services.gateway.gateway import Gateway
@@ -20,6 +19,7 @@ from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from services.vision_encoder.embedding_cache import EmbeddingCache
+from services.vision_encoder.encode_request import EncodeRequest
 from services.vision_encoder.encoder import VisionEncoder
 
 
@@ -34,8 +34,8 @@ def build_in_process_app(
     torch_device = resolve_device(device)
     vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
 
-    async def encode_one(image: RawImage) -> ImageEmbedding:
-        (embedding,) = await asyncio.to_thread(vision.encode, [image])
+    async def encode_one(request: EncodeRequest) -> ImageEmbedding:
+        (embedding,) = await asyncio.to_thread(vision.encode, [request.image])
         return embedding
 
     encoder = VisionEncoder(encode_one, EmbeddingCache(cache_bytes))

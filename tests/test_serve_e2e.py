@@ -236,6 +236,15 @@ class TestServing:
         assert server.client.models.list().data[0].id == server.model
 
 
+    def test_request_out_of_time_is_a_504_and_the_server_keeps_serving(self, server: Server) -> None:
+        """The deadline travels to the encoder and decoder, which drop work that is already late."""
+        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=60, headers={"x-request-timeout": "0.001"},
+                              json={"messages": _openai_messages("Late?", [_png(64, 64, seed=9)]), "max_tokens": 3})
+        assert response.status_code == 504, response.text
+        assert response.json()["error"]["code"] == "timeout"
+        assert len(_served_tokens(server, _openai_messages("On time?", [_png(64, 64, seed=9)]), max_tokens=3)) >= 1
+
+
 class TestWebPage:
     """The page against the real app on a local Ray: ask, follow up, stop."""
 

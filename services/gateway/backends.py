@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
 from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.vision_encoder.encode_request import EncodeRequest
 from services.vision_encoder.encoder import VisionEncoder
 
 
 class Backends(Protocol):
-    def encode(self, image: RawImage) -> Any:
+    def encode(self, request: EncodeRequest) -> Any:
         """Start encoding; returns a reference to the embedding that only `generate` needs to resolve."""
 
     def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
@@ -33,8 +33,8 @@ class InProcessBackends:
         self._encoder = encoder
         self._engine = engine
 
-    def encode(self, image: RawImage) -> asyncio.Task[ImageEmbedding]:
-        return asyncio.get_running_loop().create_task(self._encoder.encode(image))
+    def encode(self, request: EncodeRequest) -> asyncio.Task[ImageEmbedding]:
+        return asyncio.get_running_loop().create_task(self._encoder.encode(request))
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         images = list(await asyncio.gather(*image_refs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.provenance import ProvenanceReport
 from services.safety import SafetyFilter, SafetyVerdict, raise_if_blocked
+from services.vision_encoder.encode_request import EncodeRequest
 
 
 class ChatService:
@@ -82,8 +84,10 @@ class ChatService:
                     return
             if images and self.options.safety.check_image:
                 checks.safety = asyncio.ensure_future(self._check_images(images))
-            refs = [self._backends.encode(image) for image in images]
-            decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking)
+            # Other processes keep other event loop clocks: the deadline travels as wall-clock time.
+            wall_deadline = time.time() + deadline - asyncio.get_running_loop().time()
+            refs = [self._backends.encode(EncodeRequest(image, wall_deadline)) for image in images]
+            decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking, wall_deadline)
             answer_checker = self._safety.answer_checker()
             outputs: list[RequestOutput] = []
             async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:

@@ -9,10 +9,10 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
-from services.common.raw_image import RawImage
 from services.gateway.errors import ServiceUnavailableError
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.vision_encoder.encode_request import EncodeRequest
 
 
 class RayBackends:
@@ -23,8 +23,8 @@ class RayBackends:
         self._encoder = encoder.options(_by_reference=True)
         self._decoder = decoder.options(stream=True, _by_reference=True)
 
-    def encode(self, image: RawImage) -> DeploymentResponse:
-        return cast(DeploymentResponse, self._encoder.encode.remote(image))
+    def encode(self, request: EncodeRequest) -> DeploymentResponse:
+        return cast(DeploymentResponse, self._encoder.encode.remote(request))
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         stream: DeploymentResponseGenerator | None = None

@@ -9,6 +9,7 @@ from typing import Any
 
 from ray import serve
 
+from services.common.deadline import raise_if_expired
 from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
@@ -30,7 +31,9 @@ class LLMDecoderDeployment:
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched
         here straight from the encoder; cancelling the call (a client that went away) aborts the sequence."""
+        raise_if_expired(request.deadline, "the decoder took the request")
         images: list[ImageEmbedding] = list(await asyncio.gather(*image_refs))
+        raise_if_expired(request.deadline, "the images were encoded")
         async for output in self._engine.generate(request, images):
             yield output
 

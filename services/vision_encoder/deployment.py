@@ -9,12 +9,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 from ray import serve
 
+from services.common.deadline import DeadlineExceededError
 from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
 from services.models.vision_half import VisionHalf
 from services.vision_encoder.embedding_cache import EmbeddingCache
-from services.vision_encoder.encoder import VisionEncoder
+from services.vision_encoder.encode_request import EncodeRequest
+from services.vision_encoder.encoder import VisionEncoder, encode_in_time
 
 
 class EncoderBatching(BaseModel):
@@ -43,7 +44,7 @@ class VisionEncoderDeployment:
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         self._vision = VisionHalf(Path(model_dir), torch_device, default_dtype(torch_device))
-        self._encoder = VisionEncoder(self._encode_batch, EmbeddingCache(cache_bytes))
+        self._encoder = VisionEncoder(self._encode_one, EmbeddingCache(cache_bytes))
         self._batch_sizes: list[int] = []
 
     def reconfigure(self, user_config: dict) -> None:
@@ -52,8 +53,8 @@ class VisionEncoderDeployment:
         batch_method.set_max_batch_size(batching.max_batch_size)
         batch_method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
 
-    async def encode(self, image: RawImage) -> ImageEmbedding:
-        return await self._encoder.encode(image)
+    async def encode(self, request: EncodeRequest) -> ImageEmbedding:
+        return await self._encoder.encode(request)
 
     def stats(self) -> EncoderStats:
         cache = self._encoder.stats()
@@ -66,8 +67,14 @@ class VisionEncoderDeployment:
             largest_batch=max(self._batch_sizes, default=0),
         )
 
+    async def _encode_one(self, request: EncodeRequest) -> ImageEmbedding:
+        result = await self._encode_batch(request)
+        if isinstance(result, DeadlineExceededError):
+            raise result
+        return result
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
-    async def _encode_batch(self, images: list[RawImage]) -> list[ImageEmbedding]:
-        self._batch_sizes.append(len(images))
+    async def _encode_batch(self, requests: list[EncodeRequest]) -> list[ImageEmbedding | DeadlineExceededError]:
+        self._batch_sizes.append(len(requests))
         # The tower runs in a worker thread so the replica keeps collecting the next batch meanwhile.
-        return await asyncio.to_thread(self._vision.encode, images)
+        return await asyncio.to_thread(encode_in_time, requests, self._vision.encode)

@@ -1,16 +1,20 @@
-"""The encoder never encodes an image twice: cached by content, and one encode for concurrent asks."""
+"""The encoder never encodes an image twice (cached by content, and one encode for concurrent asks), and
+never encodes one whose request is out of time."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import torch
 
+from services.common.deadline import DeadlineExceededError
 from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.vision_encoder.embedding_cache import EmbeddingCache
-from services.vision_encoder.encoder import VisionEncoder
+from services.vision_encoder.encode_request import EncodeRequest
+from services.vision_encoder.encoder import VisionEncoder, encode_in_time
 from tests.conftest import noise_image
 
 
@@ -51,17 +55,17 @@ class TestVisionEncoder:
 
     @pytest.fixture
     def encoder(self, calls: list[str]) -> VisionEncoder:
-        async def encode_batched(image: RawImage) -> ImageEmbedding:
-            calls.append(image.content_hash)
+        async def encode_batched(request: EncodeRequest) -> ImageEmbedding:
+            calls.append(request.image.content_hash)
             await asyncio.sleep(0.01)
-            return embedding(image.content_hash)
+            return embedding(request.image.content_hash)
 
         return VisionEncoder(encode_batched, EmbeddingCache(1 << 20))
 
     async def test_a_repeated_image_is_served_from_the_cache(self, encoder: VisionEncoder, calls: list[str]) -> None:
         image = RawImage.from_image(noise_image(32, 32))
-        first = await encoder.encode(image)
-        second = await encoder.encode(RawImage.from_image(noise_image(32, 32)))
+        first = await encoder.encode(EncodeRequest(image))
+        second = await encoder.encode(EncodeRequest(RawImage.from_image(noise_image(32, 32))))
         assert second is first
         assert calls == [image.content_hash]
 
@@ -69,25 +73,77 @@ class TestVisionEncoder:
         self, encoder: VisionEncoder, calls: list[str]
     ) -> None:
         image = RawImage.from_image(noise_image(32, 32, seed=4))
-        results = await asyncio.gather(*(encoder.encode(image) for _ in range(5)))
+        results = await asyncio.gather(*(encoder.encode(EncodeRequest(image)) for _ in range(5)))
         assert len(calls) == 1
         assert all(result is results[0] for result in results)
 
     async def test_a_failed_encode_is_not_cached(self, calls: list[str]) -> None:
         attempts = 0
 
-        async def flaky(image: RawImage) -> ImageEmbedding:
+        async def flaky(request: EncodeRequest) -> ImageEmbedding:
             nonlocal attempts
             attempts += 1
             if attempts == 1:
                 raise RuntimeError("device hiccup")
-            return embedding(image.content_hash)
+            return embedding(request.image.content_hash)
 
         encoder = VisionEncoder(flaky, EmbeddingCache(1 << 20))
         image = RawImage.from_image(noise_image(16, 16))
         with pytest.raises(RuntimeError):
-            await encoder.encode(image)
-        assert (await encoder.encode(image)).content_hash == image.content_hash
+            await encoder.encode(EncodeRequest(image))
+        assert (await encoder.encode(EncodeRequest(image))).content_hash == image.content_hash
+
+
+class TestDeadline:
+    async def test_an_expired_request_is_not_encoded(self) -> None:
+        calls: list[str] = []
+
+        async def encode_batched(request: EncodeRequest) -> ImageEmbedding:
+            calls.append(request.image.content_hash)
+            return embedding(request.image.content_hash)
+
+        encoder = VisionEncoder(encode_batched, EmbeddingCache(1 << 20))
+        with pytest.raises(DeadlineExceededError):
+            await encoder.encode(EncodeRequest(RawImage.from_image(noise_image(16, 16)), time.time() - 0.001))
+        assert calls == []
+
+    async def test_a_shared_encode_that_ran_out_of_time_is_retried_for_a_request_with_time_left(self) -> None:
+        """The first asker's deadline passes while the image queues; the second asker still gets it."""
+        release = asyncio.Event()
+
+        async def queued_then_batched(request: EncodeRequest) -> ImageEmbedding:
+            await release.wait()
+            [result] = encode_in_time([request], lambda images: [embedding(image.content_hash) for image in images])
+            if isinstance(result, DeadlineExceededError):
+                raise result
+            return result
+
+        encoder = VisionEncoder(queued_then_batched, EmbeddingCache(1 << 20))
+        image = RawImage.from_image(noise_image(16, 16, seed=7))
+        hurried = asyncio.ensure_future(encoder.encode(EncodeRequest(image, time.time() + 0.05)))
+        patient = asyncio.ensure_future(encoder.encode(EncodeRequest(image, time.time() + 30)))
+        await asyncio.sleep(0.1)
+        release.set()
+        with pytest.raises(DeadlineExceededError):
+            await hurried
+        assert (await patient).content_hash == image.content_hash
+
+
+def test_a_batch_encodes_only_the_requests_in_time() -> None:
+    images = [RawImage.from_image(noise_image(8, 8, seed=seed)) for seed in range(4)]
+    now = time.time()
+    requests = [EncodeRequest(images[0]), EncodeRequest(images[1], now - 1), EncodeRequest(images[2], now + 60),
+                EncodeRequest(images[3], now - 1)]
+    encoded: list[str] = []
+
+    def encode(batch: list[RawImage]) -> list[ImageEmbedding]:
+        encoded.extend(image.content_hash for image in batch)
+        return [embedding(image.content_hash) for image in batch]
+
+    results = encode_in_time(requests, encode)
+    assert encoded == [images[0].content_hash, images[2].content_hash]
+    assert [isinstance(result, DeadlineExceededError) for result in results] == [False, True, False, True]
+    assert [result.content_hash for result in results if isinstance(result, ImageEmbedding)] == encoded
 
 
 def test_raw_image_round_trips_pixels() -> None:

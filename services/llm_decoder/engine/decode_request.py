@@ -14,3 +14,4 @@ class DecodeRequest:
     messages: list[dict[str, Any]]  # chat-template messages; each image part is a bare {"type": "image"}
     params: SamplingParams
     enable_thinking: bool = False
+    deadline: float | None = None  # wall-clock seconds; a request that reaches the decoder later is refused
