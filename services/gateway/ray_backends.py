@@ -14,6 +14,9 @@ from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.vision_encoder.encode_request import EncodeRequest
 
+# A full Serve queue, or a replica that died mid-request (Ray restarts it).
+_UNAVAILABLE = (BackPressureError, DeploymentUnavailableError, RayActorError)
+
 
 class RayBackends:
     def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle) -> None:
@@ -37,11 +40,13 @@ class RayBackends:
             async for output in stream:
                 finished = output.finished
                 yield output
-        except RayTaskError as error:
-            raise _cause(error) from None
-        except (BackPressureError, DeploymentUnavailableError, RayActorError) as error:
-            # A full Serve queue, or a replica that died mid-request (Ray restarts it).
-            raise ServiceUnavailableError("the encoder or decoder pool is full or restarting") from error
+        except (RayTaskError, *_UNAVAILABLE) as error:
+            # A full Serve queue may arrive wrapped as the decoder's task error (the decoder's own call to the
+            # encoder was refused): unwrapped, it is still a 503 of ours, never Serve's plain-text answer.
+            cause = _cause(error) if isinstance(error, RayTaskError) else error
+            if isinstance(cause, _UNAVAILABLE):
+                raise ServiceUnavailableError("the encoder or decoder pool is full or restarting") from cause
+            raise cause from None
         finally:
             if stream is not None and not finished:
                 stream.cancel()
