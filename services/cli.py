@@ -96,7 +96,7 @@ def _hash_api_key(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from services.local_server import serve_until_signalled
-    from services.serve_config import load_application
+    from services.serve_config import load_application, local_args
 
     model = args.model or _default_model()
     if not (model / "config.json").is_file():
@@ -107,18 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.write(f"flashvqa: serving {model} at {url} (OpenAI API under {url}/v1); Ctrl-C stops\n")
         sys.stdout.flush()
 
-    # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the
-    # decoder keeps Ray's one thread, so that its steps do not fight the per-token streaming work.
-    encoder_threads = None if (args.device or "").startswith("cuda") else os.cpu_count()
     # serve_config.yaml's application (the one the Helm chart renders), with this machine's settings.
-    application = load_application().with_args(
-        {
-            "model": str(model),
-            "device": args.device,
-            "encoder": {"torch_threads": encoder_threads},
-            "gateway": {"auth": {"api_keys_file": args.api_keys_file, "allow_anonymous": args.api_keys_file is None}},
-        }
-    )
+    application = load_application().with_args(local_args(model, args.device, args.api_keys_file))
     serve_until_signalled(application, args.host, args.port, announce)
     return 0
 

@@ -4,8 +4,10 @@ cluster's (`services/serve_config.yaml` and `helm/flashvqa/files/serve_config.ya
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -41,3 +43,17 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def local_args(model: Path, device: str | None = None, api_keys_file: str | None = None) -> dict[str, Any]:
+    """The overrides of a local run (`flashvqa serve`, the load test's stack): this machine's model and device,
+    anonymous access unless a key file is given."""
+    # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the
+    # decoder keeps Ray's one thread, so that its steps do not fight the per-token streaming work.
+    encoder_threads = None if (device or "").startswith("cuda") else os.cpu_count()
+    return {
+        "model": str(model),
+        "device": device,
+        "encoder": {"torch_threads": encoder_threads},
+        "gateway": {"auth": {"api_keys_file": api_keys_file, "allow_anonymous": api_keys_file is None}},
+    }
