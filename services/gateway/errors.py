@@ -8,7 +8,7 @@ from services.common.image_input import ImageInputError
 from services.gateway.protocol import ErrorDetail, ErrorResponse
 from services.gateway.provenance_gate import ProvenancePolicyViolation
 from services.llm_decoder.async_engine import EngineDeadError
-from services.llm_decoder.engine import ContextLengthError, QueueFullError
+from services.llm_decoder.engine import ContextLengthError, GrammarError, QueueFullError
 from services.models.language_half import PromptError
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
@@ -46,7 +46,7 @@ class BodyTooLargeError(ValueError):
 
 # What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
-    APIError, ImageInputError, ContextLengthError, PromptError, QueueFullError, ServiceUnavailableError,
+    APIError, ImageInputError, ContextLengthError, GrammarError, PromptError, QueueFullError, ServiceUnavailableError,
     EngineDeadError, TimeoutError, BodyTooLargeError, ContentPolicyViolation, SafetyUnavailableError,
     ProvenancePolicyViolation,
 )
@@ -61,6 +61,8 @@ def to_api_error(error: Exception) -> APIError:
             return APIError(400, str(error), param=error.param, code="invalid_image")
         case ContextLengthError():
             return APIError(400, str(error), param=error.param, code="context_length_exceeded")
+        case GrammarError():
+            return APIError(400, str(error), param=error.param, code="invalid_response_format")
         case PromptError():
             return APIError(400, str(error), param="messages")
         case QueueFullError():

@@ -5,15 +5,20 @@ into the engine's terms (`to_sampling_params`)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.llm_decoder.engine import SamplingParams
+from services.llm_decoder.engine.structured_output import GrammarSpec
 
 MAX_STOP_CHARS = 256
+# A response_format schema is compiled into a grammar on the decoder: bound the work one request can ask for.
+MAX_SCHEMA_CHARS = 32 << 10
+MAX_SCHEMA_DEPTH = 32  # nested objects and arrays of the schema document itself
 
 
 class OpenAIModel(BaseModel):
@@ -51,12 +56,67 @@ class StreamOptions(OpenAIModel):
     include_usage: bool = False
 
 
+class TextFormat(OpenAIModel):
+    type: Literal["text"]
+
+    def to_grammar(self) -> GrammarSpec | None:
+        return None
+
+
+class JsonObjectFormat(OpenAIModel):
+    type: Literal["json_object"]
+
+    def to_grammar(self) -> GrammarSpec | None:
+        return GrammarSpec.json_object()
+
+
+class JsonSchema(OpenAIModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    # `schema` would shadow a BaseModel attribute: the field takes the wire name as its alias.
+    schema_: dict[str, Any] | None = Field(None, alias="schema", description="a JSON Schema; absent: any object")
+    strict: bool | None = False
+
+    @field_validator("schema_")
+    @classmethod
+    def _bounded(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            if len(json.dumps(schema, ensure_ascii=False, separators=(",", ":"))) > MAX_SCHEMA_CHARS:
+                raise ValueError(f"the schema is longer than {MAX_SCHEMA_CHARS} characters of JSON")
+            if _depth(schema) > MAX_SCHEMA_DEPTH:
+                raise ValueError(f"the schema nests objects and arrays deeper than {MAX_SCHEMA_DEPTH} levels")
+        return schema
+
+
+class JsonSchemaFormat(OpenAIModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchema
+
+    def to_grammar(self) -> GrammarSpec | None:
+        if self.json_schema.schema_ is None:
+            return GrammarSpec.json_object()
+        return GrammarSpec.for_schema(self.json_schema.schema_, strict=bool(self.json_schema.strict))
+
+
+ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
+
+
+def _depth(document: Any) -> int:
+    """How deeply a JSON document nests objects and arrays (a scalar: 0)."""
+    depth, level = 0, [document]
+    while containers := [node for node in level if isinstance(node, dict | list)]:
+        depth += 1
+        level = [child for node in containers for child in (node.values() if isinstance(node, dict) else node)]
+    return depth
+
+
 class ChatCompletionRequest(OpenAIModel):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str | None = None
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="deprecated by OpenAI; max_completion_tokens wins")
     n: Literal[1] = 1
+    response_format: ResponseFormat | None = None
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stop: str | list[str] | None = None
     stream: bool = False
@@ -79,6 +139,13 @@ class ChatCompletionRequest(OpenAIModel):
             raise ValueError(f"stop takes up to 4 non-empty strings of at most {MAX_STOP_CHARS} characters")
         return stop
 
+    @model_validator(mode="after")
+    def _format_without_thinking(self) -> ChatCompletionRequest:
+        # The grammar constrains the answer from its first token, where a thinking model would begin to think.
+        if self.enable_thinking and self.response_format is not None and self.response_format.type != "text":
+            raise ValueError("response_format cannot be combined with chat_template_kwargs.enable_thinking")
+        return self
+
     @property
     def enable_thinking(self) -> bool:
         """GLM thinks only when asked: long thoughts ruin time to the answer."""
@@ -95,6 +162,7 @@ class ChatCompletionRequest(OpenAIModel):
             stop=tuple(stop),
             stop_token_ids=tuple(self.stop_token_ids),
             ignore_eos=self.ignore_eos,
+            grammar=self.response_format.to_grammar() if self.response_format else None,
         )
 
 

@@ -3,7 +3,8 @@
 The engine is touched by one thread at a time: its steps run in a worker thread (so the replica's event
 loop keeps accepting and streaming), and requests and aborts that arrive meanwhile are queued here and
 applied between steps. A request is checked (prompt, context length, capacity) when it arrives, so a
-refusal is immediate.
+refusal is immediate; one with a response format first waits here for its grammar, compiled in a worker thread
+while the engine goes on stepping.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class AsyncLLMEngine:
             raise EngineDeadError("the decoder engine has failed") from self._error
         request_id = request.request_id
         sequence = self._engine.prepare(request, images)
+        if sequence.grammar is not None:
+            # Shielded: the compilation is cached and shared with other requests of the same schema, and must
+            # outlive this one's cancellation. Raises GrammarError if the schema cannot be compiled.
+            await asyncio.shield(asyncio.wrap_future(sequence.grammar))
         self._check_capacity()
         stream: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._streams[request_id] = stream

@@ -2,7 +2,7 @@
 
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.llm_decoder.engine.errors import ContextLengthError, EngineError, QueueFullError
+from services.llm_decoder.engine.errors import ContextLengthError, EngineError, GrammarError, QueueFullError
 from services.llm_decoder.engine.llm_engine import EngineStats, LLMEngine, RequestOutput
 from services.llm_decoder.engine.sampling_params import SamplingParams
 
@@ -12,6 +12,7 @@ __all__ = [
     "EngineConfig",
     "EngineError",
     "EngineStats",
+    "GrammarError",
     "LLMEngine",
     "QueueFullError",
     "RequestOutput",

@@ -19,3 +19,9 @@ class ContextLengthError(EngineError):
     def __init__(self, message: str, param: str = "messages") -> None:
         super().__init__(message)
         self.param = param
+
+
+class GrammarError(EngineError):
+    """The request's response_format schema cannot be compiled into a grammar; the message says why (400)."""
+
+    param = "response_format"

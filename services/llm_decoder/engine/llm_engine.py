@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from services.llm_decoder.engine.sampler import sample
 from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import Scheduler
 from services.llm_decoder.engine.sequence import FinishReason, Sequence
+from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.models.language_half import LanguageHalf
 
 
@@ -73,6 +75,9 @@ class LLMEngine:
         self.language = language
         self.runner = ModelRunner(language, self.config)
         self.scheduler = Scheduler(self.config)
+        vocab_size = language.lm_head_weight.shape[0]
+        self.grammars = GrammarCompiler(language.tokenizer, vocab_size, language.stop_token_ids)
+        self.token_masks = TokenMasker(vocab_size)
         self._sequences: dict[str, Sequence] = {}
         self._counts = {"finished": 0, "aborted": 0, "prompt_tokens": 0, "output_tokens": 0}
 
@@ -84,14 +89,17 @@ class LLMEngine:
         params: SamplingParams,
         enable_thinking: bool = False,
     ) -> Sequence:
-        """Queue a request. Raises PromptError, ContextLengthError or QueueFullError."""
+        """Queue a request (after compiling its grammar, if it has one).
+        Raises PromptError, ContextLengthError, GrammarError or QueueFullError."""
         sequence = self.prepare(DecodeRequest(request_id, messages, params, enable_thinking), images)
+        if sequence.grammar is not None:
+            wait([sequence.grammar])
         self.enqueue(sequence)
         return sequence
 
     def prepare(self, request: DecodeRequest, images: list[ImageEmbedding]) -> Sequence:
-        """Render and check a request without touching the queues (safe while a step runs elsewhere).
-        Raises PromptError or ContextLengthError."""
+        """Render and check a request, and start compiling its grammar, without touching the queues (safe while
+        a step runs elsewhere). Raises PromptError or ContextLengthError."""
         params = request.params
         grids = [image.grid_thw for image in images]
         prompt = self.language.render_prompt(request.messages, grids, request.enable_thinking)
@@ -118,11 +126,16 @@ class LLMEngine:
             max_tokens=max_tokens,
             output=OutputProcessor(self.language.tokenizer, params.stop, stop_ids, max_tokens),
             generator=_generator(params.seed, self.runner.device),
+            grammar=self.grammars.compile(params.grammar) if params.grammar else None,
         )
 
     def enqueue(self, sequence: Sequence) -> None:
-        """Put a prepared sequence in the waiting queue. Raises QueueFullError."""
+        """Put a prepared sequence (its grammar compiled) in the waiting queue.
+        Raises GrammarError or QueueFullError."""
         assert sequence.request_id not in self._sequences, f"duplicate request id {sequence.request_id}"
+        if sequence.grammar is not None:
+            assert sequence.grammar.done(), "enqueue before the grammar is compiled"
+            sequence.matcher = sequence.grammar.result().new_matcher()
         self.scheduler.add(sequence)
         self._sequences[sequence.request_id] = sequence
 
@@ -169,6 +182,7 @@ class LLMEngine:
         )
 
     def _sample(self, sequences: list[Sequence], logits: torch.Tensor) -> list[RequestOutput]:
+        logits = self.token_masks.apply(logits, [s.matcher for s in sequences])
         tokens = sample(logits, [s.params for s in sequences], [s.generator for s in sequences])
         return [self._append(sequence, token) for sequence, token in zip(sequences, tokens, strict=True)]
 
@@ -176,6 +190,10 @@ class LLMEngine:
         sequence.output_token_ids.append(token_id)
         self._counts["output_tokens"] += 1
         text = sequence.output.append(token_id, sequence.num_output_tokens)
+        if sequence.matcher is not None and sequence.output.finish_reason is None:
+            sequence.matcher.accept(token_id)
+            if sequence.matcher.is_finished:  # no need to spend a step sampling the end-of-sequence token
+                text += sequence.output.stop()
         if sequence.output.finish_reason is not None:
             sequence.finish_reason = FinishReason(sequence.output.finish_reason)
         return RequestOutput(

@@ -45,6 +45,14 @@ class OutputProcessor:
         delta, self._sent = self._text[self._sent : end], end
         return delta
 
+    def stop(self) -> str:
+        """End here, as a stop token would (the output's grammar is complete): return the text held back."""
+        assert self.finish_reason is None, "stop after finish"
+        self._extend(self._detokenizer.flush())
+        self.finish_reason = self.finish_reason or "stop"
+        delta, self._sent = self._text[self._sent :], len(self._text)
+        return delta
+
     def _extend(self, new_text: str) -> None:
         if not new_text or self.finish_reason:
             return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.llm_decoder.engine.structured_output.grammar_spec import GrammarSpec
+
 GREEDY_BELOW_TEMPERATURE = 1e-5
 
 
@@ -20,6 +22,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     stop_token_ids: tuple[int, ...] = ()
     ignore_eos: bool = False
+    grammar: GrammarSpec | None = None  # constrain the output to JSON valid against a schema
 
     def __post_init__(self) -> None:
         assert self.max_tokens is None or self.max_tokens >= 1

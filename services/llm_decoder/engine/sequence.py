@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import torch
@@ -10,6 +11,7 @@ import torch
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine.output_processor import OutputProcessor
 from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarMatcher
 from services.models.language_half import Prompt
 
 
@@ -34,6 +36,8 @@ class Sequence:
     max_tokens: int  # the request's bound, already clipped to the context length
     output: OutputProcessor
     generator: torch.Generator | None = None
+    grammar: Future[CompiledGrammar] | None = None  # compiling in a worker thread until it is done
+    matcher: GrammarMatcher | None = None  # set once the grammar is compiled, before the sequence is queued
     status: SequenceStatus = SequenceStatus.WAITING
     slot: int | None = None
     finish_reason: FinishReason | None = None
