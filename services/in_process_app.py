@@ -3,13 +3,12 @@ are measured against, and a fast way to test the HTTP surface."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.common.device import default_dtype, resolve_device
-from services.common.image_embedding import ImageEmbedding
 from services.gateway.app import create_app
 from services.gateway.backends import InProcessBackends
 from services.gateway.gateway import Gateway
@@ -19,8 +18,7 @@ from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from services.vision_encoder.embedding_cache import EmbeddingCache
-from services.vision_encoder.encode_request import EncodeRequest
-from services.vision_encoder.encoder import VisionEncoder
+from services.vision_encoder.encoder import VisionEncoder, unbatched
 
 
 def build_in_process_app(
@@ -34,11 +32,7 @@ def build_in_process_app(
     torch_device = resolve_device(device)
     vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
 
-    async def encode_one(request: EncodeRequest) -> ImageEmbedding:
-        (embedding,) = await asyncio.to_thread(vision.encode, [request.image])
-        return embedding
-
-    encoder = VisionEncoder(encode_one, EmbeddingCache(cache_bytes))
+    encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, default_dtype(torch_device))
     engine = AsyncLLMEngine(LLMEngine(language, engine_config))
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))

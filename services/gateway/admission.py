@@ -9,6 +9,8 @@ from services.gateway.auth import Authenticator, Tenant
 from services.gateway.errors import APIError
 from services.gateway.options import RateLimitOptions
 from services.gateway.rate_limit import Limits, RateLimiter
+from services.gateway.request_record import stage
+from services.telemetry.metrics import metrics
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,13 @@ class Admission:
 
     async def admit(self, authorization: str | None) -> Admitted:
         """Raises 401 for a bad key and 429 (with Retry-After) when the tenant is over a limit."""
-        tenant = self._authenticator.authenticate(authorization)
-        decision = await self._limiter.acquire(tenant.name, self.limits(tenant), requests=1, tokens=0)
+        with stage("auth"):
+            tenant = self._authenticator.authenticate(authorization)
+        with stage("rate_limit"):
+            decision = await self._limiter.acquire(tenant.name, self.limits(tenant), requests=1, tokens=0)
         if not decision.allowed:
+            exhausted = decision.tokens is not None and decision.tokens.remaining <= 0
+            metrics().rate_limit_refusals.inc(limit="tokens" if exhausted else "requests")
             raise APIError(429, f"rate limit reached for tenant {tenant.name!r}; retry after "
                                 f"{decision.retry_after_s:.1f} s", type="rate_limit_error",
                            code="rate_limit_exceeded", headers=decision.headers())

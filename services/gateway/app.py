@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -19,6 +19,8 @@ from services.gateway.admission import Admitted
 from services.gateway.body_limit import BodySizeLimit
 from services.gateway.errors import CLIENT_ERRORS, APIError, BodyTooLargeError, error_response, to_api_error
 from services.gateway.gateway import Gateway
+from services.gateway.metrics_endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from services.gateway.metrics_endpoint import metrics_text
 from services.gateway.protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -32,6 +34,7 @@ from services.gateway.protocol import (
 )
 from services.gateway.request_report import RequestReport
 from services.gateway.responses import completion_events, completion_response
+from services.gateway.telemetry_middleware import RequestTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="flashvqa", summary="Image question answering, OpenAI-compatible")
     app.state.gateway = gateway
     app.add_middleware(BodySizeLimit, max_bytes=gateway.options.max_body_bytes)
+    app.add_middleware(RequestTelemetry)  # added last, so outermost: it also sees what the body limit refuses
     _add_error_handlers(app)
 
     @app.post("/v1/chat/completions", response_model=None)
@@ -102,6 +106,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(await metrics_text(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/health")
     async def health(gateway: Annotated[Gateway, Depends(_gateway)]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.llm_decoder.traced_generation import generate_traced
 from services.vision_encoder.encode_request import EncodeRequest
 from services.vision_encoder.encoder import VisionEncoder
 
@@ -37,6 +38,5 @@ class InProcessBackends:
         return asyncio.get_running_loop().create_task(self._encoder.encode(request))
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
-        images = list(await asyncio.gather(*image_refs))
-        async for output in self._engine.generate(request, images):
+        async for output in generate_traced(self._engine, request, image_refs):
             yield output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from services.common.image_input import ImageInputError, load_image
 from services.common.raw_image import RawImage
 from services.gateway.admission import Admission
+from services.gateway.answer_observer import AnswerObserver
 from services.gateway.auth import Tenant
 from services.gateway.backends import Backends
 from services.gateway.deadline import within_deadline
@@ -20,8 +21,9 @@ from services.gateway.errors import APIError
 from services.gateway.image_url import EncodedImage, decode_image_url
 from services.gateway.options import GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest, ChatMessage, ImagePart
-from services.gateway.provenance_gate import ProvenanceGate, Upload
+from services.gateway.provenance_gate import ProvenanceGate, ProvenancePolicyViolation, Upload
 from services.gateway.remote_image import RemoteImageFetcher
+from services.gateway.request_record import current_record, stage
 from services.gateway.request_report import RequestReport
 from services.gateway.response_cache import (
     ResponseCache,
@@ -32,8 +34,11 @@ from services.gateway.response_cache import (
 )
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.provenance import ProvenanceReport
-from services.safety import SafetyFilter, SafetyVerdict, raise_if_blocked
+from services.provenance import PolicyAction, ProvenanceReport
+from services.safety import Action, SafetyFilter, SafetyVerdict, raise_if_blocked
+from services.telemetry.metrics import metrics
+from services.telemetry.request_log import prompts_logged
+from services.telemetry.tracing import current_carrier
 from services.vision_encoder.encode_request import EncodeRequest
 
 
@@ -54,19 +59,37 @@ class ChatService:
                       report: RequestReport) -> AsyncIterator[RequestOutput]:
         """The decoder's outputs for this request, until `deadline` (event loop time). Client errors and
         blocked content raise before the first output; `report` collects what the checks found."""
+        observer = AnswerObserver(current_record())
+        try:
+            async with aclosing(self._outputs(request, request_id, tenant, deadline, report)) as outputs:
+                async for output in outputs:
+                    observer.observe(output)
+                    yield output
+        finally:
+            observer.close()
+
+    async def _outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float,
+                       report: RequestReport) -> AsyncGenerator[RequestOutput, None]:
+        record = current_record()
         prompt_text = "".join(_texts(request.messages))
+        if record is not None:
+            record.tenant = tenant.name
+            record.prompt = prompt_text if prompts_logged() else None
         self._validate(request, prompt_text)
-        prompt_verdicts = self._safety.check_prompt(prompt_text)
+        with stage("safety.prompt"):
+            prompt_verdicts = counted(self._safety.check_prompt(prompt_text))
         raise_if_blocked(prompt_verdicts, param="messages")
         report.add(prompt_verdicts)
         messages, images, uploads = await self._template_messages(request.messages)
+        if record is not None:
+            record.images = len(images)
         image_sizes = [(image.width, image.height) for image in images]
         await self._admission.charge_tokens(tenant, self._admission.estimate_prompt_tokens(prompt_text, image_sizes))
         # The image checks run beside the cache lookup and the encoder, not in front of them; their verdicts
         # are awaited before anything is sent, so a blocked image costs the client nothing and a clean one
         # adds no latency. The provenance check reads what the client sent, so it runs on cache hits too.
         checks = _ImageChecks(
-            provenance=asyncio.ensure_future(self._provenance.check(uploads))
+            provenance=asyncio.ensure_future(self._check_provenance(uploads))
             if uploads and self._provenance.enabled else None,
         )
         try:
@@ -75,7 +98,12 @@ class ChatService:
             if self._cache is not None and is_cacheable(params, self.options.cache):
                 key = cache_key(self.options.model_name, messages, [image.content_hash for image in images], params,
                                 request.enable_thinking, self._policy_version)
-                cached = await self._cache.get(key)
+                with stage("cache.lookup"):
+                    cached = await self._cache.get(key)
+                result = "miss" if cached is None else "hit"
+                metrics().response_cache.inc(result=result)
+                if record is not None:
+                    record.cache = result
                 if cached is not None:
                     hit, flags = decode_answer(cached, request_id)
                     await checks.settle(report)
@@ -86,15 +114,17 @@ class ChatService:
                 checks.safety = asyncio.ensure_future(self._check_images(images))
             # Other processes keep other event loop clocks: the deadline travels as wall-clock time.
             wall_deadline = time.time() + deadline - asyncio.get_running_loop().time()
-            refs = [self._backends.encode(EncodeRequest(image, wall_deadline)) for image in images]
-            decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking, wall_deadline)
+            carrier = current_carrier()
+            refs = [self._backends.encode(EncodeRequest(image, wall_deadline, carrier)) for image in images]
+            decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking, wall_deadline,
+                                           carrier)
             answer_checker = self._safety.answer_checker()
             outputs: list[RequestOutput] = []
             async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:
                 async for output in stream:
                     if not outputs:
                         await checks.settle(report)
-                    answer_verdicts = answer_checker.feed(output.text)
+                    answer_verdicts = counted(answer_checker.feed(output.text))
                     raise_if_blocked(answer_verdicts, param=None)
                     report.add(answer_verdicts)
                     outputs.append(output)
@@ -109,9 +139,21 @@ class ChatService:
                 await self._cache.put(key, value)
 
     async def _check_images(self, images: list[RawImage]) -> list[SafetyVerdict]:
-        verdicts = await asyncio.gather(*(asyncio.to_thread(self._safety.check_image, image.to_image())
-                                          for image in images))
-        return [verdict for image_verdicts in verdicts for verdict in image_verdicts]
+        with stage("safety.image", images=len(images)):
+            verdicts = await asyncio.gather(*(asyncio.to_thread(self._safety.check_image, image.to_image())
+                                              for image in images))
+        return counted([verdict for image_verdicts in verdicts for verdict in image_verdicts])
+
+    async def _check_provenance(self, uploads: list[Upload]) -> list[ProvenanceReport]:
+        with stage("provenance", images=len(uploads)):
+            try:
+                reports = await self._provenance.check(uploads)
+            except ProvenancePolicyViolation:
+                metrics().provenance_verdicts.inc(action=PolicyAction.BLOCK.value)
+                raise
+        for report in reports:
+            metrics().provenance_verdicts.inc(action=report.action.value)
+        return reports
 
     def _validate(self, request: ChatCompletionRequest, prompt_text: str) -> None:
         options = self.options
@@ -165,18 +207,22 @@ class ChatService:
 
     async def _image(self, url: str, param: str) -> tuple[RawImage, Upload]:
         if url.startswith(("http://", "https://")):
-            encoded = EncodedImage(await self._fetcher.fetch(url, param), declared_format=None)
-            return await asyncio.to_thread(self._decode, encoded, param)
+            with stage("image.fetch"):
+                encoded = EncodedImage(await self._fetcher.fetch(url, param), declared_format=None)
+            with stage("image.decode"):
+                return await asyncio.to_thread(self._decode, encoded, param)
         # Base64 and image decoding are CPU work (milliseconds per photo): off the event loop, in parallel.
-        return await asyncio.to_thread(
-            lambda: self._decode(decode_image_url(url, param, self.options.max_image_bytes), param)
-        )
+        with stage("image.decode"):
+            return await asyncio.to_thread(
+                lambda: self._decode(decode_image_url(url, param, self.options.max_image_bytes), param)
+            )
 
     def _decode(self, encoded: EncodedImage, param: str) -> tuple[RawImage, Upload]:
         try:
             image = load_image(encoded.data, self.options.image_limits, encoded.declared_format)
         except ImageInputError as error:
             raise ImageInputError(str(error), param) from None
+        metrics().image_pixels.observe(image.width * image.height)
         return RawImage.from_image(image), Upload(encoded.data, param)
 
 
@@ -204,6 +250,13 @@ class _ImageChecks:
                 check.cancel()
             elif not check.cancelled():
                 check.exception()  # the request already failed for another reason: drop this one quietly
+
+
+def counted(verdicts: list[SafetyVerdict]) -> list[SafetyVerdict]:
+    for verdict in verdicts:
+        if verdict.action is not Action.ALLOW:
+            metrics().safety_verdicts.inc(source=verdict.source, category=verdict.category, action=verdict.action.value)
+    return verdicts
 
 
 def _texts(messages: list[ChatMessage]) -> list[str]:

@@ -10,12 +10,14 @@ from services.gateway.app import create_app
 from services.gateway.gateway import Gateway
 from services.gateway.options import GatewayOptions
 from services.gateway.ray_backends import RayBackends
+from services.telemetry.replica import set_up_replica_telemetry
 
 
 @serve.deployment(name="gateway")
 @serve.ingress()
 class GatewayDeployment:
     def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle, options: GatewayOptions) -> None:
+        set_up_replica_telemetry("flashvqa-gateway")
         self._gateway = Gateway.create(RayBackends(encoder, decoder), options)
 
     def __serve_build_asgi_app__(self) -> FastAPI:

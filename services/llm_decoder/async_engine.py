@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from services.common.image_embedding import ImageEmbedding
+from services.llm_decoder.decode_timings import DecodeTimings
 from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.engine.sequence import Sequence
+from services.telemetry.metrics import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +29,11 @@ class EngineDeadError(RuntimeError):
 
 
 class AsyncLLMEngine:
-    def __init__(self, engine: LLMEngine) -> None:
+    def __init__(self, engine: LLMEngine, replica: str = "local") -> None:
         self._engine = engine
         self._streams: dict[str, asyncio.Queue[RequestOutput | BaseException]] = {}
+        self._timings: dict[str, DecodeTimings] = {}
+        self._replica = replica
         self._to_add: list[Sequence] = []
         self._to_abort: set[str] = set()
         self._wakeup = asyncio.Event()
@@ -39,8 +44,10 @@ class AsyncLLMEngine:
     def is_healthy(self) -> bool:
         return self._error is None
 
-    async def generate(self, request: DecodeRequest, images: list[ImageEmbedding]) -> AsyncIterator[RequestOutput]:
-        """Stream one request's outputs; leaving the iteration early (or being cancelled) aborts it."""
+    async def generate(self, request: DecodeRequest, images: list[ImageEmbedding],
+                       timings: DecodeTimings | None = None) -> AsyncIterator[RequestOutput]:
+        """Stream one request's outputs; leaving the iteration early (or being cancelled) aborts it. `timings`,
+        when given, is filled in as the request passes through the engine's steps."""
         if self._error is not None:
             raise EngineDeadError("the decoder engine has failed") from self._error
         request_id = request.request_id
@@ -52,6 +59,8 @@ class AsyncLLMEngine:
         self._check_capacity()
         stream: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._streams[request_id] = stream
+        self._timings[request_id] = timings or DecodeTimings()
+        self._timings[request_id].arrived_ns = time.time_ns()
         self._to_add.append(sequence)
         self._start()
         finished = False
@@ -62,6 +71,7 @@ class AsyncLLMEngine:
                 yield item
         finally:
             self._streams.pop(request_id, None)
+            self._timings.pop(request_id, None)
             if not finished:
                 self._to_abort.add(request_id)
                 self._wakeup.set()
@@ -88,14 +98,34 @@ class AsyncLLMEngine:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                for output in await asyncio.to_thread(self._engine.step):
+                started_ns = time.time_ns()
+                outputs = await asyncio.to_thread(self._engine.step)
+                self._time(outputs, started_ns, time.time_ns())
+                for output in outputs:
                     self._deliver(output.request_id, output)
+                self._export_state()
         except asyncio.CancelledError:
             self._fail_all(EngineDeadError("the decoder engine was shut down"))
             raise
         except Exception as error:  # a bug or a device failure: fail loudly, never leave clients hanging
             logger.exception("decoder engine loop failed")
             self._fail_all(error)
+
+    def _time(self, outputs: list[RequestOutput], started_ns: int, finished_ns: int) -> None:
+        for output in outputs:
+            timings = self._timings.get(output.request_id)
+            if timings is None:
+                continue
+            if timings.prefill_started_ns is None:
+                timings.prefill_started_ns, timings.prefill_finished_ns = started_ns, finished_ns
+            if output.finished:
+                timings.finished_ns = finished_ns
+
+    def _export_state(self) -> None:
+        stats = self._engine.stats()
+        metrics().running_sequences.set(stats.num_running, replica=self._replica)
+        metrics().waiting_sequences.set(stats.num_waiting + len(self._to_add), replica=self._replica)
+        metrics().kv_cache_usage.set(stats.kv_cache_usage, replica=self._replica)
 
     def _apply_pending(self) -> None:
         adds, self._to_add = self._to_add, []

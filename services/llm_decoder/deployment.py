@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from ray import serve
 
-from services.common.deadline import raise_if_expired
 from services.common.device import default_dtype, resolve_device, set_torch_threads
-from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.llm_decoder.traced_generation import generate_traced
 from services.models.language_half import LanguageHalf
+from services.telemetry.replica import replica_name, set_up_replica_telemetry
 
 
 @serve.deployment(name="llm_decoder")
@@ -23,18 +22,16 @@ class LLMDecoderDeployment:
     def __init__(
         self, model_dir: str, engine_config: EngineConfig, device: str | None = None, torch_threads: int | None = None
     ) -> None:
+        set_up_replica_telemetry("flashvqa-llm-decoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         language = LanguageHalf(Path(model_dir), torch_device, default_dtype(torch_device))
-        self._engine = AsyncLLMEngine(LLMEngine(language, engine_config))
+        self._engine = AsyncLLMEngine(LLMEngine(language, engine_config), replica=replica_name())
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched
         here straight from the encoder; cancelling the call (a client that went away) aborts the sequence."""
-        raise_if_expired(request.deadline, "the decoder took the request")
-        images: list[ImageEmbedding] = list(await asyncio.gather(*image_refs))
-        raise_if_expired(request.deadline, "the images were encoded")
-        async for output in self._engine.generate(request, images):
+        async for output in generate_traced(self._engine, request, image_refs):
             yield output
 
     def stats(self) -> EngineStats:

@@ -13,9 +13,10 @@ from services.common.deadline import DeadlineExceededError
 from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
 from services.models.vision_half import VisionHalf
+from services.telemetry.replica import set_up_replica_telemetry
 from services.vision_encoder.embedding_cache import EmbeddingCache
 from services.vision_encoder.encode_request import EncodeRequest
-from services.vision_encoder.encoder import VisionEncoder, encode_in_time
+from services.vision_encoder.encoder import BatchedEmbedding, VisionEncoder, encode_in_time
 
 
 class EncoderBatching(BaseModel):
@@ -41,6 +42,7 @@ class VisionEncoderDeployment:
     def __init__(
         self, model_dir: str, device: str | None = None, cache_bytes: int = 256 << 20, torch_threads: int | None = None
     ) -> None:
+        set_up_replica_telemetry("flashvqa-vision-encoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         self._vision = VisionHalf(Path(model_dir), torch_device, default_dtype(torch_device))
@@ -67,14 +69,14 @@ class VisionEncoderDeployment:
             largest_batch=max(self._batch_sizes, default=0),
         )
 
-    async def _encode_one(self, request: EncodeRequest) -> ImageEmbedding:
+    async def _encode_one(self, request: EncodeRequest) -> BatchedEmbedding:
         result = await self._encode_batch(request)
         if isinstance(result, DeadlineExceededError):
             raise result
         return result
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
-    async def _encode_batch(self, requests: list[EncodeRequest]) -> list[ImageEmbedding | DeadlineExceededError]:
+    async def _encode_batch(self, requests: list[EncodeRequest]) -> list[BatchedEmbedding | DeadlineExceededError]:
         self._batch_sizes.append(len(requests))
         # The tower runs in a worker thread so the replica keeps collecting the next batch meanwhile.
         return await asyncio.to_thread(encode_in_time, requests, self._vision.encode)

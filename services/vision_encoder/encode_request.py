@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.raw_image import RawImage
+from services.telemetry.tracing import TraceCarrier
 
 
 @dataclass(frozen=True)
 class EncodeRequest:
     image: RawImage
     deadline: float | None = None  # wall-clock seconds; an image still queued then is dropped, not encoded
+    trace_context: TraceCarrier = field(default_factory=dict)  # the gateway's span, parent of the encoder's

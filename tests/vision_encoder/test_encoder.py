@@ -14,12 +14,16 @@ from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.vision_encoder.embedding_cache import EmbeddingCache
 from services.vision_encoder.encode_request import EncodeRequest
-from services.vision_encoder.encoder import VisionEncoder, encode_in_time
+from services.vision_encoder.encoder import BatchedEmbedding, VisionEncoder, encode_in_time, unbatched
 from tests.conftest import noise_image
 
 
 def embedding(content_hash: str, tokens: int = 4) -> ImageEmbedding:
     return ImageEmbedding(content_hash, (1, 2, 2 * tokens), torch.zeros(tokens, 8))  # 4 bytes * 8 * tokens
+
+
+def batch_of_one(request: EncodeRequest) -> BatchedEmbedding:
+    return BatchedEmbedding(embedding(request.image.content_hash), batch_size=1, started_ns=0, finished_ns=0)
 
 
 class TestEmbeddingCache:
@@ -55,10 +59,10 @@ class TestVisionEncoder:
 
     @pytest.fixture
     def encoder(self, calls: list[str]) -> VisionEncoder:
-        async def encode_batched(request: EncodeRequest) -> ImageEmbedding:
+        async def encode_batched(request: EncodeRequest) -> BatchedEmbedding:
             calls.append(request.image.content_hash)
             await asyncio.sleep(0.01)
-            return embedding(request.image.content_hash)
+            return batch_of_one(request)
 
         return VisionEncoder(encode_batched, EmbeddingCache(1 << 20))
 
@@ -80,12 +84,12 @@ class TestVisionEncoder:
     async def test_a_failed_encode_is_not_cached(self, calls: list[str]) -> None:
         attempts = 0
 
-        async def flaky(request: EncodeRequest) -> ImageEmbedding:
+        async def flaky(request: EncodeRequest) -> BatchedEmbedding:
             nonlocal attempts
             attempts += 1
             if attempts == 1:
                 raise RuntimeError("device hiccup")
-            return embedding(request.image.content_hash)
+            return batch_of_one(request)
 
         encoder = VisionEncoder(flaky, EmbeddingCache(1 << 20))
         image = RawImage.from_image(noise_image(16, 16))
@@ -98,9 +102,9 @@ class TestDeadline:
     async def test_an_expired_request_is_not_encoded(self) -> None:
         calls: list[str] = []
 
-        async def encode_batched(request: EncodeRequest) -> ImageEmbedding:
+        async def encode_batched(request: EncodeRequest) -> BatchedEmbedding:
             calls.append(request.image.content_hash)
-            return embedding(request.image.content_hash)
+            return batch_of_one(request)
 
         encoder = VisionEncoder(encode_batched, EmbeddingCache(1 << 20))
         with pytest.raises(DeadlineExceededError):
@@ -111,12 +115,9 @@ class TestDeadline:
         """The first asker's deadline passes while the image queues; the second asker still gets it."""
         release = asyncio.Event()
 
-        async def queued_then_batched(request: EncodeRequest) -> ImageEmbedding:
+        async def queued_then_batched(request: EncodeRequest) -> BatchedEmbedding:
             await release.wait()
-            [result] = encode_in_time([request], lambda images: [embedding(image.content_hash) for image in images])
-            if isinstance(result, DeadlineExceededError):
-                raise result
-            return result
+            return await unbatched(request, lambda images: [embedding(image.content_hash) for image in images])
 
         encoder = VisionEncoder(queued_then_batched, EmbeddingCache(1 << 20))
         image = RawImage.from_image(noise_image(16, 16, seed=7))
@@ -143,7 +144,8 @@ def test_a_batch_encodes_only_the_requests_in_time() -> None:
     results = encode_in_time(requests, encode)
     assert encoded == [images[0].content_hash, images[2].content_hash]
     assert [isinstance(result, DeadlineExceededError) for result in results] == [False, True, False, True]
-    assert [result.content_hash for result in results if isinstance(result, ImageEmbedding)] == encoded
+    assert [result.embedding.content_hash for result in results if isinstance(result, BatchedEmbedding)] == encoded
+    assert {result.batch_size for result in results if isinstance(result, BatchedEmbedding)} == {2}
 
 
 def test_raw_image_round_trips_pixels() -> None:

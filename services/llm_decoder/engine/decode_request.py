@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.telemetry.tracing import TraceCarrier
 
 
 @dataclass(frozen=True)
@@ -15,3 +16,4 @@ class DecodeRequest:
     params: SamplingParams
     enable_thinking: bool = False
     deadline: float | None = None  # wall-clock seconds; a request that reaches the decoder later is refused
+    trace_context: TraceCarrier = field(default_factory=dict)  # the gateway's span, parent of the decoder's

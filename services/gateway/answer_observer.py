@@ -1,0 +1,53 @@
+"""Times one answer as the client receives it: time to first token, time per output token and token
+counts (metrics and the request's log line), and the `stream` span from the first output to the last."""
+
+from __future__ import annotations
+
+import time
+
+from opentelemetry.trace import Span
+
+from services.gateway.request_record import RequestRecord
+from services.llm_decoder.engine import RequestOutput
+from services.telemetry.metrics import metrics
+from services.telemetry.tracing import tracer
+
+
+class AnswerObserver:
+    def __init__(self, record: RequestRecord | None) -> None:
+        self._record = record
+        self._started = record.started if record is not None else time.perf_counter()
+        self._first: float | None = None
+        self._span: Span | None = None
+
+    def observe(self, output: RequestOutput) -> None:
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = now
+            metrics().time_to_first_token.observe(now - self._started)
+            if self._record is not None:
+                self._record.time_to_first_token_s = now - self._started
+            self._span = tracer.start_span("stream")
+        if output.finished:
+            self._finish(output, now - self._first)
+
+    def _finish(self, output: RequestOutput, streaming_s: float) -> None:
+        prompt_tokens, completion_tokens = output.num_prompt_tokens, output.num_output_tokens
+        metrics().prompt_tokens.observe(prompt_tokens)
+        metrics().completion_tokens.observe(completion_tokens)
+        if completion_tokens > 1:
+            metrics().time_per_output_token.observe(streaming_s / (completion_tokens - 1))
+        if self._record is not None:
+            self._record.prompt_tokens, self._record.completion_tokens = prompt_tokens, completion_tokens
+            self._record.finish_reason = output.finish_reason
+        if self._span is not None:
+            self._span.set_attributes({"flashvqa.completion_tokens": completion_tokens,
+                                       "flashvqa.finish_reason": output.finish_reason or ""})
+            self._span.end()
+            self._span = None
+
+    def close(self) -> None:
+        """The answer ended early (an error, a disconnect): end the span where it stopped."""
+        if self._span is not None:
+            self._span.end()
+            self._span = None

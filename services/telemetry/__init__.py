@@ -1,0 +1,1 @@
+"""Tracing, metrics and request logs, shared by the gateway, the encoder and the decoder."""
