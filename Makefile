@@ -13,7 +13,7 @@ ask: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
 	$(BIN)/flashvqa ask --model $(DEMO_MODEL) --image examples/images/receipt.png "Is this a travel expense?"
 
 bench: $(BIN)/flashvqa
-	$(BIN)/python bench/serving_benchmark.py
+	$(BIN)/python -m bench.serving_benchmark
 
 test: $(BIN)/flashvqa
 	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest

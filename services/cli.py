@@ -101,6 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
     model = args.model or _default_model()
     if not (model / "config.json").is_file():
         return _fail(f"{model} is not a model directory (no config.json)")
+    # Ray echoes the replicas' output (request log lines included) here: a line at a time, also into a pipe.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     url = f"http://{args.host}:{args.port}"
 
     def announce() -> None:

@@ -17,6 +17,7 @@ from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
+from services.telemetry.tracing import configure_tracing
 from services.vision_encoder.embedding_cache import EmbeddingCache
 from services.vision_encoder.encoder import VisionEncoder, unbatched
 
@@ -29,6 +30,7 @@ def build_in_process_app(
     cache_bytes: int = 256 << 20,
     redis_url: str | None = None,
 ) -> FastAPI:
+    configure_tracing("flashvqa")  # one process: every span under one service name
     torch_device = resolve_device(device)
     vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
 

@@ -29,6 +29,8 @@ from services.local_pipeline import image_question
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import FAMILY_NAMES, noise_image
 from tests.reference import ReferenceModel
+from tests.telemetry.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
+from tests.waiting import wait_until
 
 STARTUP_TIMEOUT_S = 240
 FLASHVQA = Path(sys.executable).parent / "flashvqa"
@@ -40,6 +42,8 @@ class Server:
     model: str
     process: subprocess.Popen[bytes]
     reference: ReferenceModel
+    spans: OtlpReceiver  # what the three deployments' processes exported
+    log: Path  # what `flashvqa serve` printed, Ray's workers' output included
 
     @property
     def client(self) -> OpenAI:
@@ -71,24 +75,28 @@ def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp
     model_dir = tiny_model_dirs[request.param]
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(FLASHVQA), "serve", "--model", str(model_dir), "--port", str(port)],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield Server(url, model_dir.name, process, ReferenceModel(model_dir))
-    finally:
-        process.send_signal(signal.SIGTERM)
+    with otlp_receiver() as (receiver, traces_endpoint):
+        # Exported as a user would set it up: the standard variables, inherited by Ray's workers.
+        environment = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_endpoint,
+                       "OTEL_BSP_SCHEDULE_DELAY": "100", "RAY_metrics_report_interval_ms": "1000"}
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [str(FLASHVQA), "serve", "--model", str(model_dir), "--port", str(port)],
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=environment,
+            )
+        url = f"http://127.0.0.1:{port}"
         try:
-            code = process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail("flashvqa serve did not exit within 90 s of SIGTERM")
-        assert code == 0, log.read_text()[-4000:]
-        _assert_process_group_gone(process.pid)
+            _wait_healthy(url, process, log)
+            yield Server(url, model_dir.name, process, ReferenceModel(model_dir), receiver, log)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                pytest.fail("flashvqa serve did not exit within 90 s of SIGTERM")
+            assert code == 0, log.read_text()[-4000:]
+            _assert_process_group_gone(process.pid)
 
 
 def _assert_process_group_gone(pgid: int) -> None:
@@ -243,6 +251,54 @@ class TestServing:
         assert response.status_code == 504, response.text
         assert response.json()["error"]["code"] == "timeout"
         assert len(_served_tokens(server, _openai_messages("On time?", [_png(64, 64, seed=9)]), max_tokens=3)) >= 1
+
+
+class TestObservability:
+    """Across processes: the gateway, encoder and decoder replicas export their spans of one request into one
+    trace, and their metrics reach /metrics through Ray's metrics agent."""
+
+    def test_one_trace_across_the_three_deployments(self, server: Server) -> None:
+        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=60, json={
+            "messages": _openai_messages("Trace me", [_png(64, 64, seed=11)]), "max_tokens": 3, "temperature": 0})
+        assert response.status_code == 200, response.text
+        trace_id = response.headers["traceparent"].split("-")[1]
+        wanted = {"POST /v1/chat/completions", "stream", "encoder.encode", "decoder.decode"}
+        wait_until(lambda: wanted <= {span.name for span in server.spans.traces_of(trace_id)}, timeout=30,
+                   message="the three deployments' spans did not all arrive")
+        spans = server.spans.traces_of(trace_id)
+        by_id = {span.span_id: span for span in spans}
+
+        def parent(name: str) -> ReceivedSpan:
+            [span] = [span for span in spans if span.name == name]
+            return by_id[span.parent_span_id]
+
+        assert {span.service for span in spans} == {"flashvqa-gateway", "flashvqa-vision-encoder",
+                                                    "flashvqa-llm-decoder"}
+        for name in ("encoder.queue", "encoder.encode"):
+            assert parent(name).name == "vision_encoder"
+        for name in ("decoder.image_transfer", "decoder.queue", "decoder.prefill", "decoder.decode"):
+            assert parent(name).name == "llm_decoder"
+        for name in ("vision_encoder", "llm_decoder"):
+            assert parent(name).service == "flashvqa-gateway"
+        [root] = [span for span in spans if span.parent_span_id == ""]
+        assert root.name == "POST /v1/chat/completions" and root.attributes["http.response.status_code"] == 200
+        # Serve's proxy's id, in one header: the gateway uses it too (and Serve's own access log names it).
+        request_line = '{"request_id":"' + response.headers["x-request-id"] + '"'
+        wait_until(lambda: request_line in server.log.read_text(), timeout=15, message="no request log line")
+        [line] = [line for line in server.log.read_text().splitlines() if request_line in line]
+        logged = json.loads(line[line.index("{"):])
+        assert (logged["trace_id"], logged["status"], logged["completion_tokens"]) == (trace_id, 200, 3)
+
+    def test_metrics_of_every_deployment_reach_metrics(self, server: Server) -> None:
+        assert len(_served_tokens(server, _openai_messages("Count me", [_png(64, 64, seed=12)]), max_tokens=3)) >= 1
+        wanted = ("flashvqa_requests_total", "flashvqa_encode_seconds_count", "flashvqa_prefill_seconds_count",
+                  "flashvqa_decoder_running_sequences")
+
+        def exported() -> bool:
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            return all(name in text for name in wanted)
+
+        wait_until(exported, timeout=60, message="Ray's metrics agent did not export the deployments' metrics")
 
 
 class TestWebPage:

@@ -41,11 +41,12 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"  # the web page: plain files, no build step
 
 
-def create_app(gateway: Gateway) -> FastAPI:
+def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
     app = FastAPI(title="flashvqa", summary="Image question answering, OpenAI-compatible")
     app.state.gateway = gateway
     app.add_middleware(BodySizeLimit, max_bytes=gateway.options.max_body_bytes)
-    app.add_middleware(RequestTelemetry)  # added last, so outermost: it also sees what the body limit refuses
+    # Added last, so outermost: it also sees what the body limit refuses.
+    app.add_middleware(RequestTelemetry, proxy_sets_request_id=behind_serve_proxy)
     _add_error_handlers(app)
 
     @app.post("/v1/chat/completions", response_model=None)

@@ -11,6 +11,7 @@ from services.gateway.gateway import Gateway
 from services.gateway.options import GatewayOptions
 from services.gateway.ray_backends import RayBackends
 from services.telemetry.replica import set_up_replica_telemetry
+from services.telemetry.request_log import log_requests_to_stderr
 
 
 @serve.deployment(name="gateway")
@@ -18,7 +19,8 @@ from services.telemetry.replica import set_up_replica_telemetry
 class GatewayDeployment:
     def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle, options: GatewayOptions) -> None:
         set_up_replica_telemetry("flashvqa-gateway")
+        log_requests_to_stderr()  # the replica's stderr: Ray's worker log, and the driver's console locally
         self._gateway = Gateway.create(RayBackends(encoder, decoder), options)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_app(self._gateway)
+        return create_app(self._gateway, behind_serve_proxy=True)

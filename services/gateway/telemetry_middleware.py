@@ -20,8 +20,12 @@ REQUEST_ID_HEADER = "x-request-id"
 
 
 class RequestTelemetry:
-    def __init__(self, app: ASGIApp) -> None:
+    """`proxy_sets_request_id`: behind Ray Serve's HTTP proxy, which puts an `x-request-id` (the client's, or
+    its own) on every request and its response; the gateway then uses that id and adds no second header."""
+
+    def __init__(self, app: ASGIApp, proxy_sets_request_id: bool = False) -> None:
         self.app = app
+        self.proxy_sets_request_id = proxy_sets_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -29,11 +33,14 @@ class RequestTelemetry:
             return
         route = scope["path"] if scope["path"] in API_ROUTES else "other"
         record = RequestRecord(route=route)
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER.encode() and 0 < len(value) <= 200:
+                record.request_id = value.decode("latin-1")
         span = trace.get_current_span()
         span_context = span.get_span_context()
         if span_context.is_valid:
             record.trace_id = format_trace_id(span_context.trace_id)
-        added = [(REQUEST_ID_HEADER.encode(), record.request_id.encode())]
+        added = [] if self.proxy_sets_request_id else [(REQUEST_ID_HEADER.encode(), record.request_id.encode())]
         added += [(name.encode(), value.encode()) for name, value in current_carrier().items()]
 
         async def send_with_headers(message: Message) -> None:

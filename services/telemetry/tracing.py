@@ -8,6 +8,7 @@ in W3C `traceparent` form, so encoder and decoder spans are children of the gate
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+logger = logging.getLogger(__name__)
+
 TraceCarrier = dict[str, str]  # "traceparent" (and "tracestate") of the span that made the request
 
 tracer = trace.get_tracer("flashvqa")  # a proxy: it follows whichever provider is installed later
@@ -28,17 +31,18 @@ _propagator = TraceContextTextMapPropagator()
 
 def configure_tracing(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Install an exporting tracer provider when the environment asks for one; True if it did."""
-    exporter = _exporter_from(environ)
+    exporter = exporter_from_environment(environ)
     if exporter is None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return False  # nothing to export to, or this process is set up already (tests, a second app)
-    resource = Resource.create({SERVICE_NAME: environ.get("OTEL_SERVICE_NAME", service_name)})
+    # Each deployment names itself; OTEL_RESOURCE_ATTRIBUTES (the chart's service.namespace, k8s.*) adds to it.
+    resource = Resource.create({SERVICE_NAME: service_name})
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return True
 
 
-def _exporter_from(environ: Mapping[str, str]) -> SpanExporter | None:
+def exporter_from_environment(environ: Mapping[str, str]) -> SpanExporter | None:
     if environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return None
     kind = environ.get("OTEL_TRACES_EXPORTER", "").lower()
@@ -47,6 +51,10 @@ def _exporter_from(environ: Mapping[str, str]) -> SpanExporter | None:
     endpoint_set = any(environ.get(name) for name in
                        ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
     if kind == "otlp" or (kind == "" and endpoint_set):
+        protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        if protocol not in (None, "http/protobuf"):
+            logger.error("OTLP protocol %r is not supported (only http/protobuf): spans are not exported", protocol)
+            return None
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()  # endpoint, headers, timeout, compression: from the OTEL_* variables

@@ -69,7 +69,7 @@ def test_production_separates_and_autoscales_the_pools(chart_renders: Rendered) 
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "flashvqa"
     assert rayservice["spec"]["serveService"]["metadata"]["name"] == "flashvqa"
     head_env = {var["name"] for var in cluster["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]}
-    assert {"FLASHVQA_API_KEYS_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"} <= head_env
+    assert {"FLASHVQA_API_KEYS_FILE", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_RESOURCE_ATTRIBUTES"} <= head_env
 
 
 def test_single_gpu_shares_one_gpu_between_encoder_and_decoder(chart_renders: Rendered) -> None:

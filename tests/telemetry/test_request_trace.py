@@ -90,6 +90,9 @@ class TestOneTracePerRequest:
         root, _ = tree(spans_of_trace(span_exporter, CLIENT_TRACE_ID))
         assert root.parent is not None and f"{root.parent.span_id:016x}" == CLIENT_SPAN_ID
 
+    def test_a_client_request_id_is_kept(self, client: httpx.Client) -> None:
+        assert ask(client, "mine", **{"x-request-id": "client-chosen-42"}).headers["x-request-id"] == "client-chosen-42"
+
     def test_every_request_gets_its_own_trace_and_id(self, client: httpx.Client) -> None:
         first, second = ask(client, "one"), ask(client, "two")
         assert trace_id_of(first) != trace_id_of(second)

@@ -33,8 +33,6 @@
   value: {{ .Values.otel.endpoint | quote }}
 - name: OTEL_EXPORTER_OTLP_PROTOCOL
   value: {{ .Values.otel.protocol | quote }}
-- name: OTEL_SERVICE_NAME
-  value: {{ default (include "flashvqa.fullname" .) .Values.otel.serviceName | quote }}
 - name: OTEL_TRACES_SAMPLER
   value: {{ .Values.otel.sampler | quote }}
 - name: OTEL_TRACES_SAMPLER_ARG
@@ -48,7 +46,7 @@
     fieldRef:
       fieldPath: metadata.name
 - name: OTEL_RESOURCE_ATTRIBUTES
-  {{- $attributes := list "k8s.namespace.name=$(K8S_NAMESPACE)" "k8s.pod.name=$(K8S_POD_NAME)" (printf "service.version=%s" .Chart.AppVersion) }}
+  {{- $attributes := list "k8s.namespace.name=$(K8S_NAMESPACE)" "k8s.pod.name=$(K8S_POD_NAME)" (printf "service.version=%s" .Chart.AppVersion) (printf "service.namespace=%s" (default (include "flashvqa.fullname" .) .Values.otel.serviceNamespace)) }}
   {{- range $key, $value := .Values.otel.resourceAttributes }}
   {{- $attributes = append $attributes (printf "%s=%s" $key $value) }}
   {{- end }}

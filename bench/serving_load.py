@@ -1,0 +1,157 @@
+"""Loading an HTTP endpoint of ours with streamed image questions, and starting the servers to load: what
+the serving benchmarks share."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RequestTiming:
+    ttft_s: float
+    e2e_s: float
+    output_tokens: int
+
+    @property
+    def tpot_s(self) -> float:
+        return (self.e2e_s - self.ttft_s) / max(self.output_tokens - 1, 1)
+
+
+@dataclass
+class LevelResult:
+    backend: str
+    concurrency: int
+    requests: int
+    requests_per_s: float
+    output_tokens_per_s: float
+    ttft_p50_ms: float
+    ttft_p99_ms: float
+    tpot_p50_ms: float
+    tpot_p99_ms: float
+    e2e_p50_ms: float
+
+
+def image_url(seed: int, size: int = 256) -> str:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+
+async def one_request(client: httpx.AsyncClient, image_url: str, max_tokens: int) -> RequestTiming:
+    body = {
+        "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": "Describe the picture."},
+        ]}],
+        "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True, "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    start = time.perf_counter()
+    first = None
+    tokens = 0
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            elif first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                first = time.perf_counter()
+    end = time.perf_counter()
+    return RequestTiming(ttft_s=(first or end) - start, e2e_s=end - start, output_tokens=tokens)
+
+
+async def run_level(
+    url: str, backend: str, concurrency: int, requests: int, max_tokens: int, seed: int
+) -> LevelResult:
+    images = [image_url(seed + index) for index in range(requests)]  # distinct: every request is cold
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for image in images:
+        queue.put_nowait(image)
+    timings: list[RequestTiming] = []
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            timings.append(await one_request(client, queue.get_nowait(), max_tokens))
+
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        await one_request(client, image_url(10**6 + seed), max_tokens)  # warm-up, not counted
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) * 1000
+
+    ttft = [t.ttft_s for t in timings]
+    tpot = [t.tpot_s for t in timings]
+    return LevelResult(
+        backend=backend, concurrency=concurrency, requests=len(timings),
+        requests_per_s=len(timings) / elapsed,
+        output_tokens_per_s=sum(t.output_tokens for t in timings) / elapsed,
+        ttft_p50_ms=pct(ttft, 50), ttft_p99_ms=pct(ttft, 99), tpot_p50_ms=pct(tpot, 50), tpot_p99_ms=pct(tpot, 99),
+        e2e_p50_ms=statistics.median(t.e2e_s for t in timings) * 1000,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True, cwd=ROOT, env=env)
+
+    def __enter__(self) -> Server:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("server did not start")
+
+    def __exit__(self, *_: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def model_dir(size: str) -> Path:
+    model = ROOT / "models" / f"{size}-glm4v"
+    if not (model / "config.json").is_file():
+        subprocess.run([sys.executable, "-m", "services.cli", "build-tiny-model", "--family", "glm4v",
+                        "--size", size, "--out", str(model)], check=True, cwd=ROOT)
+    return model
+
+
