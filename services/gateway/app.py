@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from services.common.image_input import ImageInputError
@@ -28,9 +29,11 @@ from services.gateway.protocol import (
     ImageURL,
     ModelCard,
     ModelList,
+    ResponseFormat,
     StreamOptions,
     TextPart,
     new_completion_id,
+    parse_response_format,
 )
 from services.gateway.request_report import RequestReport
 from services.gateway.responses import completion_events, completion_response
@@ -71,6 +74,8 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
         top_p: Annotated[float, Form(gt=0, le=1)] = 1.0,
         seed: Annotated[int | None, Form()] = None,
         enable_thinking: Annotated[bool, Form()] = False,
+        response_format: Annotated[str | None, Form(description="the chat completion `response_format`, as JSON "
+                                                                 "text, e.g. {\"type\": \"json_object\"}")] = None,
     ) -> JSONResponse | StreamingResponse:
         """One picture and one question as multipart form data (for mobile clients); the answer comes
         back in the chat completion format, as JSON or, with `stream=true`, as server-sent events."""
@@ -79,18 +84,23 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
         if len(data) > max_bytes:
             raise APIError(400, f"image is larger than {max_bytes} bytes", param="image")
         data_url = f"data:{image.content_type or 'application/octet-stream'};base64,{base64.b64encode(data).decode()}"
-        body = ChatCompletionRequest(
-            messages=[ChatMessage(role="user", content=[
-                ImagePart(type="image_url", image_url=ImageURL(url=data_url)), TextPart(type="text", text=question),
-            ])],
-            stream=stream,
-            stream_options=StreamOptions(include_usage=True) if stream else None,
-            max_completion_tokens=max_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            chat_template_kwargs={"enable_thinking": enable_thinking},
-        )
+        answer_format = _form_response_format(response_format)
+        try:
+            body = ChatCompletionRequest(
+                messages=[ChatMessage(role="user", content=[
+                    ImagePart(type="image_url", image_url=ImageURL(url=data_url)), TextPart(type="text", text=question),
+                ])],
+                stream=stream,
+                stream_options=StreamOptions(include_usage=True) if stream else None,
+                max_completion_tokens=max_tokens,
+                response_format=answer_format,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                chat_template_kwargs={"enable_thinking": enable_thinking},
+            )
+        except ValidationError as error:  # what only the whole request checks: seed's range, a format with thinking
+            raise RequestValidationError(error.errors()) from None
         try:
             return await _complete(gateway, body, admitted, deadline)
         except ImageInputError as error:  # name the form field the client sent, not the chat message we built
@@ -118,6 +128,18 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
         return await gateway.health()
 
     return app
+
+
+def _form_response_format(text: str | None) -> ResponseFormat | None:
+    """The `/v1/vqa` form field, refused as the same field of a chat request would be."""
+    if text is None:
+        return None
+    try:
+        return parse_response_format(text)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [detail | {"loc": ("response_format", *detail["loc"])} for detail in error.errors()]
+        ) from None
 
 
 def _gateway(request: Request) -> Gateway:

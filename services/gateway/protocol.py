@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from services.llm_decoder.engine import SamplingParams
 from services.llm_decoder.engine.structured_output import GrammarSpec
@@ -99,6 +99,12 @@ class JsonSchemaFormat(OpenAIModel):
 
 
 ResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
+_RESPONSE_FORMAT: TypeAdapter[TextFormat | JsonObjectFormat | JsonSchemaFormat] = TypeAdapter(ResponseFormat)
+
+
+def parse_response_format(text: str) -> TextFormat | JsonObjectFormat | JsonSchemaFormat:
+    """A `response_format` sent as JSON text (the `/v1/vqa` form field). Raises pydantic's ValidationError."""
+    return _RESPONSE_FORMAT.validate_json(text)
 
 
 def _depth(document: Any) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from fastapi import FastAPI
 
@@ -16,6 +17,7 @@ from services.llm_decoder.engine import EngineConfig
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
+from tests.llm_decoder.engine.json_schemas import receipt
 from tests.waiting import wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -197,6 +199,76 @@ class TestErrors:
         page.press("#question", "Enter")
         page.wait_for_selector("#error:not([hidden])")
         assert expected in page.text_content("#error")
+
+
+# Greedy answers: what a random model says when sampled is not the page's to judge. Set in the page's own fetch,
+# as tests/browser.py explains.
+_GREEDY_ANSWERS = """
+const originalFetch = window.fetch;
+window.fetch = (url, options) => {
+  if (String(url).endsWith("/v1/chat/completions")) {
+    options = { ...options, body: JSON.stringify({ ...JSON.parse(options.body), temperature: 0 }) };
+  }
+  return originalFetch(url, options);
+};
+"""
+
+
+def _answer_stream(deltas: list[str]) -> str:
+    chunks = [{"choices": [{"index": 0, "delta": {"content": delta}}]} for delta in deltas]
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+
+
+class TestStructuredAnswers:
+    """The "Answer as" picker sends its `response_format` (and no thinking); an answer asked for as JSON is shown
+    pretty-printed once it is complete, anything else as it came."""
+
+    def test_a_receipt_is_asked_for_with_its_schema_and_shown_pretty_printed(self, page: Any) -> None:
+        page.add_init_script(_GREEDY_ANSWERS)
+        page.reload()
+        requests = _chat_requests(page)
+        _set_max_tokens(page, "400")
+        page.set_input_files("#image-input", str(RECEIPT))
+        page.select_option("#answer-format", "receipt")
+        assert page.is_disabled("#thinking"), "a constrained answer cannot start with thoughts"
+        page.fill("#question", "Is this a travel expense?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+
+        assert requests[0]["response_format"] == {"type": "json_schema", "json_schema": receipt()}
+        assert requests[0]["chat_template_kwargs"] == {"enable_thinking": False}
+        shown = page.text_content(".turn.assistant .text")
+        assert shown.startswith('{\n  "category": "'), shown
+        jsonschema.validate(json.loads(shown), receipt()["schema"])
+        assert "incomplete" not in page.text_content(".turn.assistant .meta")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-page-receipt.png"), full_page=True)
+        page.select_option("#answer-format", "text")
+        assert page.is_enabled("#thinking")
+
+    @pytest.mark.parametrize(
+        ("choice", "deltas", "shown", "incomplete"),
+        [
+            ("json_object", ['{"total":', ' [12.5, "CNY"]}'], '{\n  "total": [\n    12.5,\n    "CNY"\n  ]\n}', False),
+            ("json_object", ['{"total": 12'], '{"total": 12', True),
+            ("text", ['{"total": 12.5}'], '{"total": 12.5}', False),
+        ],
+        ids=["complete_json", "cut_off_json", "plain_text"],
+    )
+    def test_json_is_pretty_printed_only_when_asked_for_and_complete(
+        self, page: Any, choice: str, deltas: list[str], shown: str, incomplete: bool
+    ) -> None:
+        requests = _chat_requests(page)
+        page.route("**/v1/chat/completions", lambda route: route.fulfill(
+            status=200, content_type="text/event-stream", body=_answer_stream(deltas)))
+        page.select_option("#answer-format", choice)
+        page.fill("#question", "What is the total?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        assert page.text_content(".turn.assistant .text") == shown
+        assert ("incomplete JSON" in page.text_content(".turn.assistant .meta")) == incomplete
+        expected_format = None if choice == "text" else {"type": choice}
+        assert requests[0].get("response_format") == expected_format
 
 
 class TestPage:

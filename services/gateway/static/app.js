@@ -1,8 +1,9 @@
 // flashvqa web page: pick a picture, ask, watch the answer stream (SSE from /v1/chat/completions).
 const MAX_UPLOAD_SIDE = 1024; // the server normalises to ~512x512; bigger uploads only cost time
+const RECEIPT_SCHEMA_URL = "/static/receipt_schema.json"; // examples/receipt_schema.json, the README's example
 const $ = (id) => document.getElementById(id);
 
-const state = { imageUrl: null, messages: [], controller: null };
+const state = { imageUrl: null, messages: [], controller: null, receiptSchema: null };
 
 // ---- picture -------------------------------------------------------------------------------------------
 
@@ -86,6 +87,7 @@ async function ask(question) {
   let text = "";
   state.controller = new AbortController();
   try {
+    const responseFormat = await chosenResponseFormat();
     const response = await fetch("/v1/chat/completions", {
       method: "POST",
       headers: requestHeaders(),
@@ -93,7 +95,8 @@ async function ask(question) {
         messages: history,
         stream: true,
         max_tokens: Number($("max-tokens").value) || 256,
-        chat_template_kwargs: { enable_thinking: $("thinking").checked },
+        response_format: responseFormat,
+        chat_template_kwargs: { enable_thinking: $("thinking").checked && !responseFormat },
       }),
       signal: state.controller.signal,
     });
@@ -109,7 +112,8 @@ async function ask(question) {
       text += delta;
       answer.text.textContent = text;
     }
-    answer.meta.textContent = timing(started, firstTokenAt);
+    const incomplete = responseFormat && !showJson(answer.text, text);
+    answer.meta.textContent = `${timing(started, firstTokenAt)}${incomplete ? " · incomplete JSON" : ""}`;
   } catch (error) {
     if (error.name === "AbortError") {
       answer.meta.textContent = `stopped · ${timing(started, firstTokenAt)}`;
@@ -123,6 +127,35 @@ async function ask(question) {
     state.controller = null;
     setBusy(false);
   }
+}
+
+// undefined (plain text), or the response_format the answer must follow.
+async function chosenResponseFormat() {
+  const choice = $("answer-format").value;
+  if (choice === "json_object") return { type: "json_object" };
+  if (choice !== "receipt") return undefined;
+  if (!state.receiptSchema) {
+    const response = await fetch(RECEIPT_SCHEMA_URL, { signal: state.controller.signal });
+    if (!response.ok) throw new Error(`The receipt schema could not be loaded (${response.status}).`);
+    state.receiptSchema = await response.json();
+  }
+  return { type: "json_schema", json_schema: state.receiptSchema };
+}
+
+// Pretty-prints the answer if it is complete JSON; says whether it was.
+function showJson(element, text) {
+  try {
+    element.textContent = JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return false; // cut off (token limit): shown as it came
+  }
+  element.classList.add("json");
+  return true;
+}
+
+// A format constrains the answer from its first token, where a thinking model would begin to think.
+function allowThinking() {
+  $("thinking").disabled = $("answer-format").value !== "text";
 }
 
 function stop() {
@@ -241,6 +274,8 @@ function wire() {
     button.addEventListener("click", () => ask(button.textContent));
   }
   $("stop").addEventListener("click", stop);
+  $("answer-format").addEventListener("change", allowThinking);
+  allowThinking(); // the browser may have restored the choice
   $("api-key").value = localStorage.getItem("flashvqa-api-key") || "";
   $("api-key").addEventListener("change", () => localStorage.setItem("flashvqa-api-key", $("api-key").value.trim()));
 }
