@@ -190,8 +190,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0]
         location = [str(part) for part in first["loc"] if part not in ("body", "query", "path", "header")]
+        # A tagged union names its tag before the field ("json_schema", "json_schema"): the client sent one.
+        location = [part for index, part in enumerate(location) if index == 0 or part != location[index - 1]]
         param = ".".join(location) or None
-        return error_response(APIError(400, f"{param or 'request'}: {first['msg']}", param=param))
+        code = "invalid_response_format" if location[:1] == ["response_format"] else None
+        return error_response(APIError(400, f"{param or 'request'}: {first['msg']}", param=param, code=code))
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:

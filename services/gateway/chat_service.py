@@ -166,6 +166,10 @@ class ChatService:
         if len(prompt_text) > options.max_prompt_chars:
             raise APIError(400, f"the messages hold more than {options.max_prompt_chars} characters of text",
                            param="messages", code="context_length_exceeded")
+        if request.constrains_answer and request.enable_thinking:
+            # The grammar constrains the answer from its first token, where a thinking model would begin to think.
+            raise APIError(400, "response_format cannot be combined with chat_template_kwargs.enable_thinking",
+                           param="response_format", code="invalid_response_format")
         for name in ("max_completion_tokens", "max_tokens"):
             value = getattr(request, name)
             if value is not None and value > options.max_completion_tokens:

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from services.llm_decoder.engine import SamplingParams
 from services.llm_decoder.engine.structured_output import GrammarSpec
@@ -145,12 +145,9 @@ class ChatCompletionRequest(OpenAIModel):
             raise ValueError(f"stop takes up to 4 non-empty strings of at most {MAX_STOP_CHARS} characters")
         return stop
 
-    @model_validator(mode="after")
-    def _format_without_thinking(self) -> ChatCompletionRequest:
-        # The grammar constrains the answer from its first token, where a thinking model would begin to think.
-        if self.enable_thinking and self.response_format is not None and self.response_format.type != "text":
-            raise ValueError("response_format cannot be combined with chat_template_kwargs.enable_thinking")
-        return self
+    @property
+    def constrains_answer(self) -> bool:
+        return self.response_format is not None and self.response_format.type != "text"
 
     @property
     def enable_thinking(self) -> bool:

@@ -78,11 +78,10 @@ class TestValidation:
         with pytest.raises(ValidationError, match=f"deeper than {MAX_SCHEMA_DEPTH}"):
             _request({"type": "json_schema", "json_schema": {"name": "deep", "schema": _nested(MAX_SCHEMA_DEPTH + 1)}})
 
-    def test_a_format_cannot_constrain_a_thinking_model(self) -> None:
-        thinking = {"chat_template_kwargs": {"enable_thinking": True}}
-        with pytest.raises(ValidationError, match="enable_thinking"):
-            _request({"type": "json_object"}, **thinking)
-        assert _request({"type": "text"}, **thinking).to_sampling_params().grammar is None
+    def test_only_json_formats_constrain_the_answer(self) -> None:
+        assert _request({"type": "json_object"}).constrains_answer
+        assert not _request({"type": "text"}).constrains_answer
+        assert _request({"type": "text"}).to_sampling_params().grammar is None
 
 
 def test_a_schema_the_decoder_cannot_compile_is_a_400_naming_response_format() -> None:

@@ -149,9 +149,17 @@ class TestRefusedFormats:
             response = _ask(client, _schema_format(schema), stream=stream)
             assert response.status_code == 400, response.text
             error = response.json()["error"]
-            assert error["param"].startswith("response_format")
+            assert (error["param"], error["code"]) == ("response_format.json_schema.schema", "invalid_response_format")
             assert reason in error["message"]
             assert _plain_answer(client).status_code == 200
+
+    def test_a_format_cannot_constrain_a_thinking_model(self, client: httpx.Client) -> None:
+        response = client.post("/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": "hi"}], "response_format": JSON_MODE,
+            "chat_template_kwargs": {"enable_thinking": True}})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert (error["param"], error["code"]) == ("response_format", "invalid_response_format")
 
     def test_the_schema_compiler_still_serves_good_schemas(self, client: httpx.Client) -> None:
         assert _ask(client, _schema_format({"type": "string", "format": "credit-card"})).status_code == 400
@@ -208,10 +216,11 @@ class TestVQAForm:
             ({"response_format": '"json_object"'}, "response_format", "object"),
             ({"response_format": '{"type": "xml"}'}, "response_format", "'xml'"),
             ({"response_format": '{"type": "json_schema", "json_schema": {"name": "has spaces"}}'},
-             "response_format.json_schema.json_schema.name", "pattern"),
+             "response_format.json_schema.name", "pattern"),
             ({"response_format": json.dumps(_schema_format({"type": "string", "format": "credit-card"}))},
              "response_format", "credit-card"),
-            ({"response_format": json.dumps(JSON_MODE), "enable_thinking": "true"}, None, "enable_thinking"),
+            ({"response_format": json.dumps(JSON_MODE), "enable_thinking": "true"}, "response_format",
+             "enable_thinking"),
             ({"seed": str(2**64)}, "seed", "less than"),
         ],
         ids=["not_json", "not_an_object", "unknown_type", "bad_name", "unknown_format", "with_thinking",
