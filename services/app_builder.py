@@ -52,9 +52,11 @@ class DecoderArgs(DeploymentArgs):
     max_model_len: int = Field(4096, ge=2, description="prompt + output tokens per sequence")
     max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
     max_prefill_tokens: int = Field(4096, ge=1, description="prompt tokens prefilled per engine step")
+    prefix_cache_bytes: int = Field(1 << 30, ge=0, description="KV kept for follow-up questions per replica; 0: off")
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens)
+        return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens,
+                            self.prefix_cache_bytes)
 
 
 class GatewayArgs(DeploymentArgs, GatewaySettings):

@@ -101,6 +101,7 @@ class AsyncLLMEngine:
                 started_ns = time.time_ns()
                 outputs = await asyncio.to_thread(self._engine.step)
                 self._time(outputs, started_ns, time.time_ns())
+                self._count_prefix_reuse(outputs)
                 for output in outputs:
                     self._deliver(output.request_id, output)
                 self._export_state()
@@ -120,6 +121,14 @@ class AsyncLLMEngine:
                 timings.prefill_started_ns, timings.prefill_finished_ns = started_ns, finished_ns
             if output.finished:
                 timings.finished_ns = finished_ns
+
+    def _count_prefix_reuse(self, outputs: list[RequestOutput]) -> None:
+        if not self._engine.config.prefix_cache_bytes:
+            return
+        for output in outputs:
+            if output.num_output_tokens == 1:  # its first token: the step prefilled it
+                metrics().prefix_cache_queried_tokens.inc(output.num_prompt_tokens, replica=self._replica)
+                metrics().prefix_cache_hit_tokens.inc(output.num_reused_tokens, replica=self._replica)
 
     def _export_state(self) -> None:
         stats = self._engine.stats()

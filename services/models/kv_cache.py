@@ -1,9 +1,9 @@
 """A preallocated KV cache of fixed slots, one per running sequence, shared by one batched forward.
 
-Layout per layer: keys and values `[max_slots, kv_heads, max_len, head_dim]`. The engine keeps running
-sequences in slots 0..B-1 (a finished sequence's slot is refilled by moving the last one down), so a
+Layout: one buffer `[num_layers, 2 (keys, values), max_slots, kv_heads, max_len, head_dim]`. The engine keeps
+running sequences in slots 0..B-1 (a finished sequence's slot is refilled by moving the last one down), so a
 decode step attends over the contiguous view `[:B, :, :longest]`: no gather, no per-sequence objects.
-Padding positions are masked out by the caller's attention mask; the buffers start zeroed so that masked
+Padding positions are masked out by the caller's attention mask; the buffer starts zeroed so that masked
 positions never hold NaNs that `0 * NaN` would spread.
 """
 
@@ -28,9 +28,8 @@ class KVShape:
 
 class SlotKVCache:
     def __init__(self, shape: KVShape, max_slots: int, max_len: int, device: torch.device) -> None:
-        size = (max_slots, shape.kv_heads, max_len, shape.head_dim)
-        self.keys = [torch.zeros(size, dtype=shape.dtype, device=device) for _ in range(shape.num_layers)]
-        self.values = [torch.zeros(size, dtype=shape.dtype, device=device) for _ in range(shape.num_layers)]
+        size = (shape.num_layers, 2, max_slots, shape.kv_heads, max_len, shape.head_dim)
+        self.buffer = torch.zeros(size, dtype=shape.dtype, device=device)
         self.max_slots = max_slots
         self.max_len = max_len
         self.shape = shape
@@ -39,45 +38,52 @@ class SlotKVCache:
     def num_bytes(self) -> int:
         return self.max_slots * self.max_len * self.shape.bytes_per_token()
 
-    def prefill_view(self, first_slot: int) -> KVCacheView:
-        """For whole prompts, right-padded to one length, of the sequences in slots first_slot, first_slot+1..."""
-        return KVCacheView(self, first_slot=first_slot)
+    def view(self, first_slot: int, cached_lengths: torch.Tensor, num_new: int) -> KVCacheView:
+        """For `num_new` new tokens of each sequence in slots first_slot, first_slot+1, ...; `cached_lengths[b]`
+        tokens of row b are cached before them. A prefill passes the prompts' reused lengths (0 without reuse)
+        and the longest remaining prompt part; a decode step passes slot 0, the cache lengths and 1."""
+        return KVCacheView(self, first_slot, cached_lengths, num_new)
 
-    def decode_view(self, lengths: torch.Tensor) -> KVCacheView:
-        """For one new token of each sequence in slots 0..B-1; `lengths[b]` tokens are cached before it."""
-        return KVCacheView(self, lengths=lengths)
+    def read(self, slot: int, length: int) -> torch.Tensor:
+        """A copy of a slot's first `length` tokens: `[num_layers, 2, kv_heads, length, head_dim]`."""
+        return self.buffer[:, :, slot, :, :length].clone()
+
+    def write(self, slot: int, kv: torch.Tensor) -> None:
+        """The inverse of `read`: the slot's first `kv.shape[3]` tokens become `kv`."""
+        self.buffer[:, :, slot, :, : kv.shape[3]] = kv
 
     def move(self, source: int, target: int, length: int) -> None:
-        for keys, values in zip(self.keys, self.values, strict=True):
-            keys[target, :, :length] = keys[source, :, :length]
-            values[target, :, :length] = values[source, :, :length]
+        self.buffer[:, :, target, :, :length] = self.buffer[:, :, source, :, :length]
 
 
 class KVCacheView:
     """What the attention layers see as their `cache`: `update` stores the new keys and values and
     returns everything the queries attend over (transformers' Cache protocol, the one method used)."""
 
-    def __init__(self, cache: SlotKVCache, first_slot: int = 0, lengths: torch.Tensor | None = None) -> None:
+    def __init__(self, cache: SlotKVCache, first_slot: int, cached_lengths: torch.Tensor, num_new: int) -> None:
+        batch = cached_lengths.shape[0]
+        device = cached_lengths.device
         self._cache = cache
-        self._first_slot = first_slot
-        self._lengths = lengths
-        if lengths is not None:
-            self._batch = torch.arange(lengths.shape[0], device=lengths.device)
-            self._kv_len = int(lengths.max()) + 1
+        self._rows = slice(first_slot, first_slot + batch)
+        # query_positions: [B, S], where each new token's key goes in its slot.
+        self._query_positions = cached_lengths.unsqueeze(1) + torch.arange(num_new, device=device)
+        # The right padding of a short prompt may run past the end of its slot: those keys land on the last
+        # position, which a prompt that fits the context (room for one output token) never occupies.
+        self._write_positions = self._query_positions.clamp(max=cache.max_len - 1)
+        self._write_rows = torch.arange(first_slot, first_slot + batch, device=device).unsqueeze(1)
+        self.kv_len = min(int(cached_lengths.max()) + num_new, cache.max_len)
+
+    def causal_mask(self) -> torch.Tensor:
+        """`[B, 1, S, kv_len]`, True where a query may attend: row b's s-th new token sees its own cached tokens,
+        the new ones before it, and itself. Padding queries see only finite keys: never a NaN row."""
+        key_positions = torch.arange(self.kv_len, device=self._query_positions.device)
+        return (key_positions <= self._query_positions.unsqueeze(-1)).unsqueeze(1)
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # key_states, value_states: [B, kv_heads, S, head_dim]
-        keys, values = self._cache.keys[layer_idx], self._cache.values[layer_idx]
-        batch = key_states.shape[0]
-        if self._lengths is None:
-            # Padding positions get (finite) keys too; they lie past each sequence's length, where decode
-            # masks them until it overwrites them.
-            rows, length = slice(self._first_slot, self._first_slot + batch), key_states.shape[2]
-            keys[rows, :, :length] = key_states
-            values[rows, :, :length] = value_states
-            return keys[rows, :, :length], values[rows, :, :length]
-        keys[self._batch, :, self._lengths] = key_states[:, :, 0]
-        values[self._batch, :, self._lengths] = value_states[:, :, 0]
-        return keys[:batch, :, : self._kv_len], values[:batch, :, : self._kv_len]
+        # key_states, value_states: [B, kv_heads, S, head_dim]; the indexed target is [B, S, kv_heads, head_dim].
+        keys, values = self._cache.buffer[layer_idx]
+        keys[self._write_rows, :, self._write_positions] = key_states.transpose(1, 2)
+        values[self._write_rows, :, self._write_positions] = value_states.transpose(1, 2)
+        return keys[self._rows, :, : self.kv_len], values[self._rows, :, : self.kv_len]

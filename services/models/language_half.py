@@ -32,6 +32,7 @@ class Prompt:
     image_grids: tuple[tuple[int, int, int], ...]
     positions: torch.Tensor  # [3, num_tokens]
     rope_delta: int
+    image_spans: tuple[tuple[int, int], ...] = ()  # [start, end) of each image's placeholder tokens, in order
 
     @property
     def num_tokens(self) -> int:
@@ -91,7 +92,11 @@ class LanguageHalf:
         positions, rope_delta = mrope_positions(
             [token == self.image_token_id for token in token_ids], image_grids, self.merge_size
         )
-        return Prompt(token_ids, tuple(image_grids), positions, rope_delta)
+        spans: list[tuple[int, int]] = []
+        for grid in image_grids:
+            start = token_ids.index(self.image_token_id, spans[-1][1] if spans else 0)
+            spans.append((start, start + self.num_image_tokens(grid)))
+        return Prompt(token_ids, tuple(image_grids), positions, rope_delta, tuple(spans))
 
     def num_image_tokens(self, grid: tuple[int, int, int]) -> int:
         t, h, w = grid
@@ -99,14 +104,20 @@ class LanguageHalf:
 
     # -- forward ------------------------------------------------------------------------------------------
 
-    def embed_prompt(self, prompt: Prompt, images: list[ImageEmbedding]) -> torch.Tensor:
-        """`[1, num_tokens, hidden]` input embeddings with the image embeddings in the placeholder slots."""
+    def embed_prompt(self, prompt: Prompt, images: list[ImageEmbedding], start: int = 0) -> torch.Tensor:
+        """`[1, num_tokens - start, hidden]` input embeddings of the prompt from token `start` on, with the image
+        embeddings in the placeholder slots (an image wholly before `start` is not touched)."""
         if [image.grid_thw for image in images] != list(prompt.image_grids):
             raise PromptError("image embeddings do not match the prompt's images")
-        token_ids = torch.tensor([prompt.token_ids], device=self.device)
+        token_ids = torch.tensor([prompt.token_ids[start:]], device=self.device)
         embeds: torch.Tensor = self._embed_tokens(token_ids)
-        if images:
-            image_embeds = torch.cat([image.embeds for image in images]).to(self.device, embeds.dtype)
+        image_rows = [
+            image.embeds[max(start - image_start, 0) :]
+            for (image_start, image_end), image in zip(prompt.image_spans, images, strict=True)
+            if image_end > start
+        ]
+        if image_rows:
+            image_embeds = torch.cat(image_rows).to(self.device, embeds.dtype)
             mask = (token_ids == self.image_token_id).unsqueeze(-1)
             embeds = embeds.masked_scatter(mask, image_embeds)
         return embeds

@@ -86,7 +86,8 @@ class _RayMetric:
         self._record = getattr(metric, method)
 
     def inc(self, amount: float = 1, **labels: str) -> None:
-        self._record(amount, tags=labels or None)
+        if amount:  # Ray's Counter refuses 0 (prometheus_client takes it): adding nothing is nothing to record
+            self._record(amount, tags=labels or None)
 
     def observe(self, value: float, **labels: str) -> None:
         self._record(value, tags=labels or None)

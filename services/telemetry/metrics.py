@@ -57,6 +57,10 @@ class FlashvqaMetrics:
                                        ("replica",))
         self.kv_cache_usage = gauge("flashvqa_kv_cache_usage_ratio", "share of the KV cache's token slots in use",
                                     ("replica",))
+        self.prefix_cache_queried_tokens = counter("flashvqa_prefix_cache_queried_tokens_total",
+                                                   "prompt tokens looked up in the prefix cache", ("replica",))
+        self.prefix_cache_hit_tokens = counter("flashvqa_prefix_cache_hit_tokens_total",
+                                               "prompt tokens whose KV the prefix cache held", ("replica",))
 
 
 _metrics: FlashvqaMetrics | None = None

@@ -18,7 +18,7 @@ from services.llm_decoder.engine.output_processor import OutputProcessor
 from services.llm_decoder.engine.sampler import sample
 from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import Scheduler
-from services.llm_decoder.engine.sequence import FinishReason, Sequence
+from services.llm_decoder.engine.sequence import FinishReason, Sequence, SequenceStatus
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.models.language_half import LanguageHalf
 
@@ -33,6 +33,7 @@ class RequestOutput:
     finish_reason: str | None
     num_prompt_tokens: int
     num_output_tokens: int
+    num_reused_tokens: int = 0  # prompt tokens whose KV came from the prefix cache (OpenAI's `cached_tokens`)
 
     @property
     def finished(self) -> bool:
@@ -54,6 +55,7 @@ class RequestOutput:
             finish_reason=last.finish_reason,
             num_prompt_tokens=last.num_prompt_tokens,
             num_output_tokens=last.num_output_tokens,
+            num_reused_tokens=last.num_reused_tokens,
         )
 
 
@@ -67,6 +69,15 @@ class EngineStats:
     num_aborted: int
     prompt_tokens: int
     output_tokens: int
+    prefix_cache_queried_tokens: int  # prompt tokens admitted while prefix caching is on
+    prefix_cache_hit_tokens: int  # ... whose KV was reused rather than computed
+    prefix_cache_entries: int
+    prefix_cache_bytes: int
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        queried = self.prefix_cache_queried_tokens
+        return self.prefix_cache_hit_tokens / queried if queried else 0.0
 
 
 class LLMEngine:
@@ -170,6 +181,7 @@ class LLMEngine:
     def stats(self) -> EngineStats:
         running = self.scheduler.running
         capacity = self.config.max_num_seqs * self.config.max_model_len
+        prefixes = self.scheduler.prefix_cache.stats()
         return EngineStats(
             num_running=len(running),
             num_waiting=len(self.scheduler.waiting),
@@ -179,6 +191,10 @@ class LLMEngine:
             num_aborted=self._counts["aborted"],
             prompt_tokens=self._counts["prompt_tokens"],
             output_tokens=self._counts["output_tokens"],
+            prefix_cache_queried_tokens=prefixes.queried_tokens,
+            prefix_cache_hit_tokens=prefixes.hit_tokens,
+            prefix_cache_entries=prefixes.num_entries,
+            prefix_cache_bytes=prefixes.num_bytes,
         )
 
     def _sample(self, sequences: list[Sequence], logits: torch.Tensor) -> list[RequestOutput]:
@@ -203,13 +219,23 @@ class LLMEngine:
             finish_reason=sequence.finish_reason.value if sequence.finish_reason else None,
             num_prompt_tokens=sequence.num_prompt_tokens,
             num_output_tokens=sequence.num_output_tokens,
+            num_reused_tokens=sequence.num_reused_tokens,
         )
 
     def _release(self, sequence: Sequence) -> None:
+        if sequence.status is SequenceStatus.RUNNING:
+            self._keep_prefix(sequence)
         move = self.scheduler.free(sequence)
         if move is not None:
             self.runner.kv.move(move.source, move.target, move.length)
         del self._sequences[sequence.request_id]
+
+    def _keep_prefix(self, sequence: Sequence) -> None:
+        """Copy what the sequence's slot holds into the prefix cache, before the slot is reused."""
+        keys = sequence.cached_keys
+        if self.scheduler.prefix_cache.should_store(keys):
+            assert sequence.slot is not None
+            self.scheduler.prefix_cache.store(keys, self.runner.kv.read(sequence.slot, len(keys)))
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:

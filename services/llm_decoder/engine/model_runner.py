@@ -1,4 +1,4 @@
-"""The engine's forward passes: prefill of one sequence, and one batched decode step of many."""
+"""The engine's forward passes: prefill of newly admitted sequences, and one batched decode step of many."""
 
 from __future__ import annotations
 
@@ -18,27 +18,29 @@ class ModelRunner:
 
     @torch.inference_mode()
     def prefill(self, sequences: list[Sequence]) -> torch.Tensor:
-        """Logits [B, V] after each whole prompt, in one forward; KV written to the sequences' slots
-        (consecutive: newly admitted sequences take the next free slots in order)."""
+        """Logits [B, V] after each whole prompt, in one forward over the prompt tokens the prefix cache did not
+        hold; their KV is written to the sequences' slots after the reused KV (consecutive slots: newly admitted
+        sequences take the next free slots in order)."""
         first_slot = sequences[0].slot
         assert first_slot is not None
         assert [s.slot for s in sequences] == list(range(first_slot, first_slot + len(sequences)))
-        lengths = [s.num_prompt_tokens for s in sequences]
-        longest = max(lengths)
+        for row, sequence in enumerate(sequences):
+            if sequence.reused_kv is not None:
+                self.kv.write(first_slot + row, sequence.reused_kv)
+                sequence.reused_kv = None  # in the slot now: the cache may evict (and free) its entry
+        reused = [s.num_reused_tokens for s in sequences]
+        new = [s.num_prompt_tokens - r for s, r in zip(sequences, reused, strict=True)]
+        longest = max(new)
         embeds = torch.zeros(len(sequences), longest, self.language.hidden_size, device=self.device,
                              dtype=self.language.lm_head_weight.dtype)
         positions = torch.zeros(3, len(sequences), longest, dtype=torch.long)
         for row, sequence in enumerate(sequences):
-            embeds[row, : lengths[row]] = self.language.embed_prompt(sequence.prompt, sequence.images)[0]
-            positions[:, row, : lengths[row]] = sequence.prompt.positions
-        # Plain causal: a real query never reaches the right padding, and padding queries see only finite keys.
-        causal = torch.ones(longest, longest, dtype=torch.bool, device=self.device).tril()
+            embeds[row, : new[row]] = self.language.embed_prompt(sequence.prompt, sequence.images, reused[row])[0]
+            # The positions a whole-prompt prefill would give these tokens (M-RoPE's depend on the images before).
+            positions[:, row, : new[row]] = sequence.prompt.positions[:, reused[row] :]
+        cache = self.kv.view(first_slot, torch.tensor(reused, device=self.device), longest)
         return self.language.forward(
-            embeds,
-            positions,
-            causal.expand(len(sequences), 1, longest, longest),
-            self.kv.prefill_view(first_slot),
-            last_positions=torch.tensor(lengths) - 1,
+            embeds, positions, cache.causal_mask(), cache, last_positions=torch.tensor(new) - 1
         )
 
     @torch.inference_mode()
@@ -48,12 +50,10 @@ class ModelRunner:
         tokens = torch.tensor([[s.last_token_id] for s in sequences], device=self.device)
         cached = torch.tensor([s.num_cached_tokens for s in sequences], device=self.device)
         deltas = torch.tensor([s.prompt.rope_delta for s in sequences], device=self.device)
-        # Row b attends to its own cached tokens and the new one: key positions 0..cached[b].
-        key_positions = torch.arange(int(cached.max()) + 1, device=self.device)
-        mask = (key_positions.unsqueeze(0) <= cached.unsqueeze(1)).view(len(sequences), 1, 1, -1)
+        cache = self.kv.view(0, cached, 1)
         return self.language.forward(
             self.language.embed_tokens(tokens),
             self.language.decode_positions(cached, deltas),
-            mask,
-            self.kv.decode_view(cached),
+            cache.causal_mask(),
+            cache,
         )

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.errors import QueueFullError
+from services.llm_decoder.engine.prefix_cache import PrefixCache
 from services.llm_decoder.engine.sequence import Sequence, SequenceStatus
 
 
 @dataclass(frozen=True)
 class ScheduledStep:
-    prefills: list[Sequence]  # newly admitted: compute their prompt and first token
+    prefills: list[Sequence]  # newly admitted: compute their prompt, less a reused prefix, and first token
     decodes: list[Sequence]  # already running: one more token each, in one batched forward
 
 
@@ -26,12 +27,14 @@ class SlotMove:
 
 
 class Scheduler:
-    """Running sequences occupy KV slots 0..len(running)-1, in order: `running[i].slot == i`."""
+    """Running sequences occupy KV slots 0..len(running)-1, in order: `running[i].slot == i`. A sequence is
+    matched against the prefix cache when it is admitted, so it reuses what finished just before."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        self.prefix_cache = PrefixCache(config.prefix_cache_bytes)
 
     @property
     def num_free_slots(self) -> int:
@@ -49,16 +52,21 @@ class Scheduler:
         longest = 0
         while self.waiting and self.num_free_slots > 0:
             candidate = self.waiting[0]
-            # Prompts are prefilled together, right-padded to the longest: bound the padded size.
-            padded = (len(prefills) + 1) * max(longest, candidate.num_prompt_tokens)
+            # The last prompt token is always computed: its logits give the first output token.
+            reuse = self.prefix_cache.match(candidate.prompt_keys, limit=candidate.num_prompt_tokens - 1)
+            num_new = candidate.num_prompt_tokens - reuse.num_tokens
+            # Prompts are prefilled together, right-padded to the longest new part: bound the padded size.
+            padded = (len(prefills) + 1) * max(longest, num_new)
             if prefills and padded > self.config.max_prefill_tokens:
                 break
             self.waiting.popleft()
+            self.prefix_cache.use(reuse, candidate.num_prompt_tokens)
+            candidate.num_reused_tokens, candidate.reused_kv = reuse.num_tokens, reuse.kv
             candidate.status = SequenceStatus.RUNNING
             candidate.slot = len(self.running)
             self.running.append(candidate)
             prefills.append(candidate)
-            longest = max(longest, candidate.num_prompt_tokens)
+            longest = max(longest, num_new)
         return ScheduledStep(prefills=prefills, decodes=decodes)
 
     def free(self, sequence: Sequence) -> SlotMove | None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine.output_processor import OutputProcessor
+from services.llm_decoder.engine.prefix_keys import PrefixKeys, prompt_keys
 from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarMatcher
 from services.models.language_half import Prompt
@@ -42,6 +44,8 @@ class Sequence:
     slot: int | None = None
     finish_reason: FinishReason | None = None
     output_token_ids: list[int] = field(default_factory=list)
+    num_reused_tokens: int = 0  # leading prompt tokens whose KV came from the prefix cache
+    reused_kv: torch.Tensor | None = None  # ... that KV, from admission until the prefill puts it in the slot
 
     @property
     def num_prompt_tokens(self) -> int:
@@ -55,6 +59,15 @@ class Sequence:
     def num_cached_tokens(self) -> int:
         """Tokens whose keys and values are in the cache: all but the last sampled one."""
         return self.num_prompt_tokens + max(self.num_output_tokens - 1, 0)
+
+    @cached_property
+    def prompt_keys(self) -> PrefixKeys:
+        return prompt_keys(self.prompt, self.images)
+
+    @property
+    def cached_keys(self) -> PrefixKeys:
+        """The prefix cache's keys of the tokens whose KV is in the slot."""
+        return self.prompt_keys + tuple(self.output_token_ids[: self.num_cached_tokens - self.num_prompt_tokens])
 
     @property
     def last_token_id(self) -> int:

@@ -1,0 +1,272 @@
+"""Follow-up questions reuse the KV of the earlier turns: the same greedy tokens as without reuse, for both
+families, with only the new tokens prefilled, never across different images, and within the budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from services.common.image_embedding import ImageEmbedding
+from services.common.raw_image import RawImage
+from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
+from services.local_pipeline import image_question
+from services.models.language_half import LanguageHalf
+from services.models.vision_half import VisionHalf
+from tests.conftest import FAMILY_NAMES, noise_image
+
+CPU = torch.device("cpu")
+GREEDY = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
+WITH_REUSE = EngineConfig(max_num_seqs=4, max_model_len=1024)
+WITHOUT_REUSE = EngineConfig(max_num_seqs=4, max_model_len=1024, prefix_cache_bytes=0)
+Messages = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def halves(tiny_model_dirs: dict[str, Path]) -> dict[str, tuple[VisionHalf, LanguageHalf]]:
+    return {name: (VisionHalf(path, CPU), LanguageHalf(path, CPU)) for name, path in tiny_model_dirs.items()}
+
+
+def _encode(vision: VisionHalf, seed: int, width: int = 112, height: int = 84) -> ImageEmbedding:
+    return vision.encode([RawImage.from_image(noise_image(width, height, seed=seed))])[0]
+
+
+def _run_to_completion(engine: LLMEngine) -> dict[str, list[RequestOutput]]:
+    outputs: dict[str, list[RequestOutput]] = {}
+    for _ in range(1000):
+        if not engine.has_work:
+            return outputs
+        for output in engine.step():
+            outputs.setdefault(output.request_id, []).append(output)
+    raise AssertionError("engine did not drain")
+
+
+def _ask(engine: LLMEngine, request_id: str, messages: Messages, images: list[ImageEmbedding],
+         params: SamplingParams = GREEDY) -> list[RequestOutput]:
+    engine.add_request(request_id, messages, images, params)
+    return _run_to_completion(engine)[request_id]
+
+
+def _tokens(outputs: list[RequestOutput]) -> list[int]:
+    return [token for output in outputs for token in output.token_ids]
+
+
+def _text(outputs: list[RequestOutput]) -> str:
+    return "".join(output.text for output in outputs)
+
+
+def _follow_up(messages: Messages, answer: str, question: str, new_images: int = 0) -> Messages:
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(new_images)]
+    content.append({"type": "text", "text": question})
+    return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": content}]
+
+
+def _common_length(first: list[int], second: list[int]) -> int:
+    differing = [index for index, (a, b) in enumerate(zip(first, second, strict=False)) if a != b]
+    return differing[0] if differing else min(len(first), len(second))
+
+
+def _record_logits(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """Every forward's logits from now on (the language half's `forward`, wrapped for this test)."""
+    recorded: list[torch.Tensor] = []
+    forward = language.forward
+
+    def recording_forward(*args: Any, **kwargs: Any) -> torch.Tensor:
+        logits = forward(*args, **kwargs)
+        recorded.append(logits)
+        return logits
+
+    monkeypatch.setattr(language, "forward", recording_forward)
+    return recorded
+
+
+class TestFollowUpsGiveTheSameTokens:
+    """With reuse, every turn of a conversation gets the logits, so the greedy tokens, it gets without (M-RoPE
+    positions of the reused prefix and of the new tokens, a new image in a later turn included). Logits are
+    compared, not only tokens: a tiny random model's argmax can survive wrong positions."""
+
+    @pytest.mark.parametrize("new_image", [False, True], ids=["text_follow_up", "follow_up_with_new_image"])
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_three_turns(self, family: str, new_image: bool, halves: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        vision, language = halves[family]
+        logits = _record_logits(language, monkeypatch)
+        with_reuse, without_reuse = LLMEngine(language, WITH_REUSE), LLMEngine(language, WITHOUT_REUSE)
+        messages, images = image_question("What is in this picture?", 1), [_encode(vision, seed=1)]
+        first_prompt = language.render_prompt(messages, [images[0].grid_thw])
+        reused = []
+        for turn, question in enumerate(["Describe the image.", "What colour is the red shape?", None]):
+            expected = _ask(without_reuse, f"turn{turn}", messages, images)
+            expected_logits = logits[:]
+            logits.clear()
+            outputs = _ask(with_reuse, f"turn{turn}", messages, images)
+            assert _tokens(outputs) == _tokens(expected)
+            assert len(logits) == len(expected_logits)
+            for step, (got, want) in enumerate(zip(logits, expected_logits, strict=True)):
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=f"turn {turn}, step {step}")
+            logits.clear()
+            assert expected[0].num_reused_tokens == 0
+            reused.append(outputs[0].num_reused_tokens)
+            if question is not None:
+                added = int(new_image and turn == 0)
+                messages = _follow_up(messages, _text(outputs), question, new_images=added)
+                images = images + [_encode(vision, seed=7, width=84, height=140)] * added
+        assert reused[0] == 0 and reused[1] > first_prompt.num_tokens and reused[2] > reused[1]
+        assert without_reuse.stats().prefix_cache_queried_tokens == 0
+
+
+class TestOnlyNewTokensArePrefilled:
+    """The second turn's prefill computes only the tokens after what the first turn left in the cache: the image
+    it carries again is not even read (its embedding here is all NaN)."""
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_second_turn(self, family: str, halves: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+        vision, language = halves[family]
+        engine = LLMEngine(language, WITH_REUSE)
+        first, images = image_question("What is in this picture?", 1), [_encode(vision, seed=1)]
+        answer = _ask(engine, "first", first, images)
+        second = _follow_up(first, _text(answer), "Describe the image.")
+        first_prompt = language.render_prompt(first, [images[0].grid_thw]).token_ids
+        second_prompt = language.render_prompt(second, [images[0].grid_thw]).token_ids
+        reusable = _common_length(first_prompt + _tokens(answer)[:-1], second_prompt)
+        assert reusable > len(first_prompt)  # the image, the first question and (some of) the answer
+        expected = _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "second", second, images))
+        image = images[0]
+        unread = ImageEmbedding(image.content_hash, image.grid_thw, torch.full_like(image.embeds, torch.nan))
+
+        prefilled: list[int] = []
+        forward = language.forward
+
+        def recording_forward(inputs_embeds: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            prefilled.append(inputs_embeds.shape[1])
+            return forward(inputs_embeds, *args, **kwargs)
+
+        monkeypatch.setattr(language, "forward", recording_forward)
+        outputs = _ask(engine, "second", second, [unread])
+        assert _tokens(outputs) == expected
+        assert prefilled[0] == len(second_prompt) - reusable
+        assert outputs[-1].num_reused_tokens == reusable
+        stats = engine.stats()
+        assert stats.prefix_cache_hit_tokens == reusable
+        assert stats.prefix_cache_queried_tokens == len(first_prompt) + len(second_prompt)
+        assert stats.prefix_cache_hit_rate == pytest.approx(reusable / (len(first_prompt) + len(second_prompt)))
+
+
+class TestImagesAreKeyedByContent:
+    """Two images with the same placeholder tokens never share KV; the same image again does."""
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_another_image_of_the_same_size(self, family: str, halves: dict) -> None:
+        vision, language = halves[family]
+        question = image_question("What is in this picture?", 1)
+        first, other = _encode(vision, seed=1), _encode(vision, seed=2)
+        assert first.grid_thw == other.grid_thw and first.content_hash != other.content_hash
+        prompt = language.render_prompt(question, [first.grid_thw])
+        engine = LLMEngine(language, WITH_REUSE)
+        first_tokens = _tokens(_ask(engine, "first", question, [first]))
+
+        outputs = _ask(engine, "other", question, [other])
+        assert outputs[0].num_reused_tokens <= prompt.image_spans[0][0]
+        assert _tokens(outputs) == _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "other", question, [other]))
+
+        again = _ask(engine, "again", question, [first])
+        assert again[0].num_reused_tokens == prompt.num_tokens - 1  # the last one gives the first token's logits
+        assert _tokens(again) == first_tokens
+
+
+class TestContinuousBatching:
+    """Follow-ups and a new request are prefilled in one forward (each from its own reused length) while
+    another sequence decodes, and each gets the tokens it gets alone without reuse."""
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_mixed_prefill_beside_a_running_sequence(
+        self, family: str, halves: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        vision, language = halves[family]
+        conversations = [
+            (image_question(f"What is in picture {index}?", 1), [_encode(vision, 10 + index, 56 + 28 * index)])
+            for index in range(3)
+        ]
+        engine = LLMEngine(language, WITH_REUSE)
+        requests = []
+        for index, (messages, images) in enumerate(conversations[:2]):
+            answer = _ask(engine, f"first{index}", messages, images)
+            requests.append((_follow_up(messages, _text(answer), "Describe the image."), images))
+        requests.append(conversations[2])
+        long_params = SamplingParams(max_tokens=20, temperature=0.0, ignore_eos=True)
+        long_request: tuple[Messages, list[ImageEmbedding]] = (image_question("Tell me a story.", 0), [])
+        plain = LLMEngine(language, WITHOUT_REUSE)
+        logits = _record_logits(language, monkeypatch)
+        expected, expected_first_logits = [], []
+        for index, request in enumerate(requests):
+            logits.clear()
+            expected.append(_tokens(_ask(plain, f"r{index}", *request)))
+            expected_first_logits.append(logits[0][0])
+        expected_long = _tokens(_ask(plain, "long", *long_request, long_params))
+
+        new_messages, new_images = conversations[2]
+        new_image_start = language.render_prompt(new_messages, [new_images[0].grid_thw]).image_spans[0][0]
+
+        engine.add_request("long", *long_request, long_params)
+        outputs: dict[str, list[RequestOutput]] = {}
+        for step in range(100):
+            if step == 2:
+                for index, request in enumerate(requests):
+                    engine.add_request(f"r{index}", *request, GREEDY)
+            logits.clear()
+            for output in engine.step():
+                outputs.setdefault(output.request_id, []).append(output)
+            if step == 2:  # all three prefilled in this step's first forward, from different reused lengths
+                reused = [outputs[f"r{index}"][0].num_reused_tokens for index in range(3)]
+                assert reused[0] > 0 and reused[1] > 0 and reused[2] <= new_image_start
+                torch.testing.assert_close(logits[0], torch.stack(expected_first_logits), rtol=1e-4, atol=1e-4)
+            if step > 2 and not engine.has_work:
+                break
+
+        assert [_tokens(outputs[f"r{index}"]) for index in range(3)] == expected
+        assert _tokens(outputs["long"]) == expected_long
+
+
+class TestEviction:
+    """A small budget evicts least recently used entries, and never what a running sequence computes with."""
+
+    def test_evicting_the_entry_a_running_sequence_reused(self, halves: dict) -> None:
+        vision, language = halves["glm4v"]
+        messages, images = image_question("What is in this picture?", 1), [_encode(vision, seed=1)]
+        prompt_tokens = language.render_prompt(messages, [images[0].grid_thw]).num_tokens
+        budget = (prompt_tokens + 30) * language.kv_shape.bytes_per_token()  # one conversation, never two
+        engine = LLMEngine(language, EngineConfig(max_num_seqs=4, max_model_len=1024, prefix_cache_bytes=budget))
+        answer = _ask(engine, "first", messages, images)
+        follow_up = _follow_up(messages, _text(answer), "Describe the image.")
+        long_params = SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
+        expected = _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "follow-up", follow_up, images, long_params))
+
+        sequence = engine.add_request("follow-up", follow_up, images, long_params)
+        outputs = engine.step()
+        assert outputs[0].num_reused_tokens > prompt_tokens
+        # Another conversation finishes while the follow-up decodes: its entry pushes the first one out.
+        engine.add_request("other", image_question("Describe the image.", 1), [_encode(vision, 2, 140, 112)], GREEDY)
+        while not any(output.request_id == "other" and output.finished for output in outputs):
+            outputs += engine.step()
+            assert engine.stats().prefix_cache_bytes <= budget
+        assert engine.stats().prefix_cache_entries == 1
+        assert engine.scheduler.prefix_cache.match(sequence.prompt_keys, limit=prompt_tokens).num_tokens == 0
+        assert not sequence.is_finished
+
+        outputs += [output for outputs_of_step in _run_to_completion(engine).values() for output in outputs_of_step]
+        assert _tokens([output for output in outputs if output.request_id == "follow-up"]) == expected
+        assert engine.stats().prefix_cache_bytes <= budget
+
+    def test_an_aborted_answer_is_reused(self, halves: dict) -> None:
+        vision, language = halves["glm4v"]
+        messages, images = image_question("What is in this picture?", 1), [_encode(vision, seed=3)]
+        prompt_tokens = language.render_prompt(messages, [images[0].grid_thw]).num_tokens
+        engine = LLMEngine(language, WITH_REUSE)
+        engine.add_request("stopped", messages, images, SamplingParams(max_tokens=100, temperature=0.0))
+        for _ in range(3):
+            engine.step()
+        assert engine.abort("stopped")
+        outputs = _ask(engine, "retry", messages, images)
+        assert outputs[0].num_reused_tokens == prompt_tokens - 1
+        assert _tokens(outputs) == _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "retry", messages, images))
