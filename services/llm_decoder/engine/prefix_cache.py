@@ -5,8 +5,10 @@ into an entry. A new request whose prompt starts with an entry's keys gets that 
 prefills only the rest: a follow-up question recomputes neither the image nor the earlier turns. Entries are
 whole sequences, contiguous like the slots they come from and go back to, and indexed by the chained hashes of
 their whole blocks: a lookup walks the prompt's block hashes as far as some entry holds them, then compares the
-few keys after the last shared block, so a match is exact to the token. An entry that a newly stored one
-begins with (the previous turn of the same conversation) is dropped then: a conversation holds one entry.
+few keys after the last shared block with the newest of those entries, so a match is exact to the token. Every
+entry shares its first block (the chat template's opening) with every other: no operation may visit all the
+holders of a block, or a lookup would grow with the cache. An entry that a newly stored one begins with (the
+previous turn of the same conversation) is dropped then: a conversation holds one entry.
 The least recently used entries go first when the budget is spent; running sequences never read an entry
 after their prefill copied it, so eviction cannot touch them.
 """
@@ -71,7 +73,9 @@ class PrefixCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[CachedPrefix, None] = OrderedDict()  # least recently used first
-        self._holders: dict[bytes, list[CachedPrefix]] = {}  # block hash -> the entries holding that block
+        # block hash -> the entries holding that block, oldest stored first (dicts as ordered sets)
+        self._holders: dict[bytes, dict[CachedPrefix, None]] = {}
+        self._ending_with: dict[bytes, dict[CachedPrefix, None]] = {}  # an entry's last whole block -> entries
         self._bytes = 0
         self._queried_tokens = 0
         self._hit_tokens = 0
@@ -85,19 +89,19 @@ class PrefixCache:
         of a prompt this replica holds gets `match(keys, len(keys)).num_tokens`."""
         if not self._entries:
             return NO_MATCH
-        holders: list[CachedPrefix] = []
+        holders: dict[CachedPrefix, None] = {}
         depth = 0
         for block_hash in block_hashes(keys):
             found = self._holders.get(block_hash)
             if not found:
                 break
             holders, depth = found, depth + 1
-        # Every holder of the deepest shared block shares its keys so far; none shares the next whole block.
-        best = NO_MATCH
-        for entry in holders:
-            length = common_length(entry.keys, keys, start=depth * BLOCK_SIZE)
-            if length > best.num_tokens:
-                best = PrefixMatch(length, entry)
+        if not holders:
+            return NO_MATCH
+        # Every holder of the deepest shared block shares all keys so far and none the next whole block; the
+        # newest (likely this conversation's last turn) stands for them, giving up at most a block's tail.
+        entry = next(reversed(holders))
+        best = PrefixMatch(common_length(entry.keys, keys, start=depth * BLOCK_SIZE), entry)
         if best.num_tokens > limit:
             return PrefixMatch(limit, best.entry) if limit > 0 else NO_MATCH
         return best
@@ -121,11 +125,14 @@ class PrefixCache:
         entry = CachedPrefix(keys, block_hashes(keys), kv)
         if entry.num_bytes > self.max_bytes:
             return
-        for older in [cached for cached in self._entries if cached.begins(keys, entry.hashes)]:
+        earlier_turns = [cached for block_hash in entry.hashes for cached in self._ending_with.get(block_hash, {})
+                         if cached.begins(keys, entry.hashes)]
+        for older in earlier_turns:
             self._remove(older)
         self._entries[entry] = None
         for block_hash in entry.hashes:
-            self._holders.setdefault(block_hash, []).append(entry)
+            self._holders.setdefault(block_hash, {})[entry] = None
+        self._ending_with.setdefault(entry.hashes[-1], {})[entry] = None
         self._bytes += entry.num_bytes
         while self._bytes > self.max_bytes:
             self._remove(next(iter(self._entries)))
@@ -136,8 +143,13 @@ class PrefixCache:
     def _remove(self, entry: CachedPrefix) -> None:
         del self._entries[entry]
         for block_hash in entry.hashes:
-            holders = self._holders[block_hash]
-            holders.remove(entry)
-            if not holders:
-                del self._holders[block_hash]
+            _discard(self._holders, block_hash, entry)
+        _discard(self._ending_with, entry.hashes[-1], entry)
         self._bytes -= entry.num_bytes
+
+
+def _discard(index: dict[bytes, dict[CachedPrefix, None]], block_hash: bytes, entry: CachedPrefix) -> None:
+    entries = index[block_hash]
+    del entries[entry]
+    if not entries:
+        del index[block_hash]

@@ -58,13 +58,37 @@ class TestMatching:
         assert cache.match(other, limit=len(other)).num_tokens == 0  # 5 shared tokens: less than a block
         assert cache.match(first, limit=len(first)).num_tokens == len(first)
 
-    def test_the_longest_of_several_entries_wins(self) -> None:
+    def test_the_entry_sharing_the_most_whole_blocks_wins(self) -> None:
         cache = PrefixCache(max_bytes=1 << 20)
-        for tail in ([50, 51], [60, 61, 62, 63, 64, 65]):
+        for keys in (text(*range(20)), text(*range(40)), text(*range(16), 500, *range(17, 40))):
+            cache.store(keys, kv_for(keys))
+        query = text(*range(36), 7, 7)
+        assert cache.match(query, limit=len(query)).num_tokens == 36
+
+    def test_within_a_block_the_newest_entry_stands_for_its_peers(self) -> None:
+        """Entries that share the same whole blocks and part of the next: the newest is compared (the price of
+        never visiting every holder of a block is at most a block's tail)."""
+        cache = PrefixCache(max_bytes=1 << 20)
+        for tail in ([60, 61, 62, 63, 64, 65], [50, 51]):
             keys = text(*range(20), *tail)
             cache.store(keys, kv_for(keys))
-        query = text(*range(20), 60, 61, 62, 7)
-        assert cache.match(query, limit=len(query)).num_tokens == 23
+        assert cache.match(text(*range(20), 50, 51, 7), limit=30).num_tokens == 22
+        assert cache.match(text(*range(20), 60, 61, 7), limit=30).num_tokens == 20
+
+    def test_each_of_many_conversations_finds_its_own_entry(self) -> None:
+        """Every entry shares the first block (the chat template's opening); each follow-up still finds its
+        own conversation, and storing a later turn drops only that conversation's earlier one."""
+        cache = PrefixCache(max_bytes=1 << 24)
+        first_turns = [text(*range(16), conversation, *range(1000, 1040)) for conversation in range(200)]
+        for keys in first_turns:
+            cache.store(keys, kv_for(keys))
+        follow_up = (*first_turns[123], *range(2000, 2010))
+        match = cache.match(follow_up, limit=len(follow_up))
+        assert match.num_tokens == len(first_turns[123]) and match.entry is not None
+        assert match.entry.keys == first_turns[123]
+        cache.store(follow_up, kv_for(follow_up))
+        assert cache.stats().num_entries == 200
+        assert cache.match(first_turns[124], limit=len(first_turns[124])).num_tokens == len(first_turns[124])
 
 
 class TestBudget:
