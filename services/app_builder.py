@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application, Deployment
 
+from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
 from services.llm_decoder.deployment import LLMDecoderDeployment
@@ -28,23 +29,38 @@ class DeploymentArgs(BaseModel):
         None, ge=1, description="CPU threads for torch in each replica (Ray otherwise allows num_cpus threads)"
     )
     ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 1})
+    graceful_shutdown_timeout_s: float = Field(
+        20.0, ge=0, description="how long a replica being scaled down may finish its requests before it is killed"
+    )
 
     def serve_options(self, default_max_ongoing: int) -> dict[str, Any]:
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests or default_max_ongoing,
             "max_queued_requests": self.max_queued_requests,
             "ray_actor_options": self.ray_actor_options,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
         }
-        if self.autoscaling_config is not None:
-            options["autoscaling_config"] = self.autoscaling_config
+        autoscaling_config = self.serve_autoscaling_config()
+        if autoscaling_config is not None:
+            options["autoscaling_config"] = autoscaling_config
         else:
             options["num_replicas"] = self.num_replicas
         return options
+
+    def serve_autoscaling_config(self) -> dict[str, Any] | None:
+        """Serve's own policy (ongoing requests per replica), as given: right for the CPU-bound gateway."""
+        return self.autoscaling_config
 
 
 class EncoderArgs(DeploymentArgs):
     batching: EncoderBatching = Field(default_factory=EncoderBatching)
     cache_bytes: int = Field(256 << 20, ge=0, description="embedding cache per replica")
+    autoscaling_config: EncoderAutoscaling | None = Field(  # type: ignore[assignment]
+        None, description="scale on the pixels waiting to be encoded (services/autoscaling); null: num_replicas"
+    )
+
+    def serve_autoscaling_config(self) -> dict[str, Any] | None:
+        return None if self.autoscaling_config is None else self.autoscaling_config.serve_config()
 
 
 class DecoderArgs(DeploymentArgs):
@@ -53,6 +69,15 @@ class DecoderArgs(DeploymentArgs):
     max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
     max_prefill_tokens: int = Field(4096, ge=1, description="prompt tokens prefilled per engine step")
     prefix_cache_bytes: int = Field(1 << 30, ge=0, description="KV kept for follow-up questions per replica; 0: off")
+    autoscaling_config: DecoderAutoscaling | None = Field(  # type: ignore[assignment]
+        None, description="scale on sequences held and KV cache used (services/autoscaling); null: num_replicas"
+    )
+    graceful_shutdown_timeout_s: float = Field(
+        120.0, ge=0, description="how long a replica being scaled down may finish its answers before it is killed"
+    )
+
+    def serve_autoscaling_config(self) -> dict[str, Any] | None:
+        return None if self.autoscaling_config is None else self.autoscaling_config.serve_config()
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens,

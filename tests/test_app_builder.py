@@ -30,10 +30,22 @@ def test_decoder_admits_everything_its_engine_holds() -> None:
 
 
 def test_autoscaling_replaces_a_fixed_replica_count() -> None:
-    args = AppArgs.model_validate({"model": "m", "encoder": {"autoscaling_config": {"min_replicas": 1}}})
-    options = args.encoder.serve_options(default_max_ongoing=8)
+    args = AppArgs.model_validate({"model": "m", "gateway": {"autoscaling_config": {"min_replicas": 1}}})
+    options = args.gateway.serve_options(default_max_ongoing=8)
     assert options["autoscaling_config"] == {"min_replicas": 1}
     assert "num_replicas" not in options
+
+
+def test_encoder_and_decoder_scale_on_their_own_policies() -> None:
+    args = AppArgs.model_validate({"model": "m", "encoder": {"autoscaling_config": {"max_replicas": 3}},
+                                   "decoder": {"autoscaling_config": {"max_replicas": 2}}})
+    encoder = args.encoder.serve_options(default_max_ongoing=8)["autoscaling_config"]
+    decoder = args.decoder.serve_options(default_max_ongoing=8)["autoscaling_config"]
+    assert encoder["policy"]["policy_function"] == "services.autoscaling.serve_policies:EncoderAutoscalingPolicy"
+    assert decoder["policy"]["policy_function"] == "services.autoscaling.serve_policies:DecoderAutoscalingPolicy"
+    assert (encoder["max_replicas"], decoder["max_replicas"]) == (3, 2)
+    # A decoder replica being scaled down finishes its answers: longer than Serve's 20 s default.
+    assert args.decoder.serve_options(default_max_ongoing=8)["graceful_shutdown_timeout_s"] > 20
 
 
 @pytest.mark.parametrize("bad", [{}, {"model": "m", "decoder": {"max_num_seqs": 0}}, {"model": "m", "typo": 1}])

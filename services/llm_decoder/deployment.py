@@ -8,6 +8,7 @@ from typing import Any
 
 from ray import serve
 
+from services.autoscaling.signals import KV_CACHE_USAGE, RUNNING_SEQUENCES, WAITING_SEQUENCES
 from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
@@ -36,6 +37,12 @@ class LLMDecoderDeployment:
 
     def stats(self) -> EngineStats:
         return self._engine.stats()
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's hook: this replica's load, for the pool's autoscaling policy."""
+        stats = self._engine.stats()
+        return {RUNNING_SEQUENCES: stats.num_running, WAITING_SEQUENCES: stats.num_waiting,
+                KV_CACHE_USAGE: stats.kv_cache_usage}
 
     def check_health(self) -> None:
         if not self._engine.is_healthy:

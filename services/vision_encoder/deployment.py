@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from ray import serve
 
+from services.autoscaling import PendingImages
 from services.common.deadline import DeadlineExceededError
 from services.common.device import default_dtype, resolve_device, set_torch_threads
 from services.common.image_embedding import ImageEmbedding
@@ -48,6 +49,7 @@ class VisionEncoderDeployment:
         self._vision = VisionHalf(Path(model_dir), torch_device, default_dtype(torch_device))
         self._encoder = VisionEncoder(self._encode_one, EmbeddingCache(cache_bytes))
         self._batch_sizes: list[int] = []
+        self._pending = PendingImages()
 
     def reconfigure(self, user_config: dict) -> None:
         batching = EncoderBatching.model_validate(user_config)
@@ -69,8 +71,13 @@ class VisionEncoderDeployment:
             largest_batch=max(self._batch_sizes, default=0),
         )
 
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's hook: this replica's load, for the pool's autoscaling policy."""
+        return self._pending.autoscaling_stats()
+
     async def _encode_one(self, request: EncodeRequest) -> BatchedEmbedding:
-        result = await self._encode_batch(request)
+        with self._pending.holding(request.image.width * request.image.height):
+            result = await self._encode_batch(request)
         if isinstance(result, DeadlineExceededError):
             raise result
         return result

@@ -9,6 +9,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 
+from services.app_builder import AppArgs
 from tests.deploy import manifests
 from tests.deploy.checks import check_objects, ray_resources
 
@@ -56,11 +57,14 @@ def test_production_separates_and_autoscales_the_pools(chart_renders: Rendered) 
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
         assert groups[name]["minReplicas"] < groups[name]["maxReplicas"]
     args = manifests.serve_config(rayservice)["applications"][0]["args"]
-    for pool in ("encoder", "decoder", "gateway"):
+    for pool, target in (("encoder", "target_megapixels_per_replica"), ("decoder", "target_sequences_per_replica"),
+                         ("gateway", "target_ongoing_requests")):
         assert "num_replicas" not in args[pool]
         scaling = args[pool]["autoscaling_config"]
         assert scaling["min_replicas"] < scaling["max_replicas"]
-        assert scaling["target_ongoing_requests"] > 0
+        assert scaling[target] > 0
+    assert AppArgs.model_validate(args).decoder.serve_options(1)["autoscaling_config"]["policy"]["policy_kwargs"] == {
+        "target_sequences_per_replica": 48, "target_kv_cache_usage": 0.8}  # the file's target, the chart's bound
     assert args["gateway"]["auth"] == {"allow_anonymous": False}
     kinds = {doc["kind"] for doc in docs}
     assert {"Ingress", "ServiceMonitor", "ConfigMap", "PodDisruptionBudget", "StatefulSet", "Service"} <= kinds
@@ -147,6 +151,11 @@ REFUSED_BY_TEMPLATES = {
     "autoscaling min > max": (
         _with("production", ("serve.decoder.autoscaling.minReplicas", 5), ("serve.decoder.autoscaling.maxReplicas", 2)),
         "serve.decoder.autoscaling: minReplicas (5) is greater than maxReplicas (2)",
+    ),
+    "another pool's autoscaling target": (
+        _with("production", ("serve.encoder.autoscaling.targetOngoingRequests", 8)),
+        "serve.encoder.autoscaling.targetOngoingRequests: not a target of this pool "
+        "(its own: targetMegapixelsPerReplica)",
     ),
     "a pool on a disabled group": (
         _with("single-gpu", ("serve.decoder.workerGroup", "decoder-gpu")),

@@ -30,10 +30,20 @@ are merged over that file's application args. Nothing here restates a default of
 {{- $pool := . }}
 {{- $args := dict }}
 {{- if $pool.autoscaling.enabled }}
-{{- $autoscaling := dict "min_replicas" (int $pool.autoscaling.minReplicas) "max_replicas" (int $pool.autoscaling.maxReplicas) "target_ongoing_requests" $pool.autoscaling.targetOngoingRequests }}
+{{- $autoscaling := dict "min_replicas" (int $pool.autoscaling.minReplicas) "max_replicas" (int $pool.autoscaling.maxReplicas) }}
+{{- /* The targets and delays left null keep serve_config.yaml's (the pool's policy, see services/autoscaling). */}}
+{{- range $valueName, $argName := dict "targetOngoingRequests" "target_ongoing_requests" "targetMegapixelsPerReplica" "target_megapixels_per_replica" "targetSequencesPerReplica" "target_sequences_per_replica" "targetKvCacheUsage" "target_kv_cache_usage" "upscaleDelayS" "upscale_delay_s" "downscaleDelayS" "downscale_delay_s" }}
+{{- if and (hasKey $pool.autoscaling $valueName) (not (kindIs "invalid" (get $pool.autoscaling $valueName))) }}
+{{- $_ := set $autoscaling $argName (get $pool.autoscaling $valueName) }}
+{{- end }}
+{{- end }}
 {{- $_ := set $args "autoscaling_config" $autoscaling }}
-{{- else if not (kindIs "invalid" $pool.replicas) }}
+{{- else }}
+{{- /* A fixed pool: the file's autoscaling, if any, does not apply. */}}
+{{- $_ := set $args "autoscaling_config" nil }}
+{{- if not (kindIs "invalid" $pool.replicas) }}
 {{- $_ := set $args "num_replicas" (int $pool.replicas) }}
+{{- end }}
 {{- end }}
 {{- range $valueName, $argName := dict "maxOngoingRequests" "max_ongoing_requests" "maxQueuedRequests" "max_queued_requests" "torchThreads" "torch_threads" }}
 {{- if and (hasKey $pool $valueName) (not (kindIs "invalid" (get $pool $valueName))) }}

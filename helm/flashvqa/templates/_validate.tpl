@@ -13,6 +13,12 @@ to change; rayservice.yaml includes this, so `helm install`, `helm template` and
 {{- if and $pool.autoscaling.enabled (gt (float64 $pool.autoscaling.minReplicas) (float64 $pool.autoscaling.maxReplicas)) }}
 {{- fail (printf "serve.%s.autoscaling: minReplicas (%v) is greater than maxReplicas (%v)" $poolName $pool.autoscaling.minReplicas $pool.autoscaling.maxReplicas) }}
 {{- end }}
+{{- $ownTargets := get (dict "encoder" (list "targetMegapixelsPerReplica") "decoder" (list "targetSequencesPerReplica" "targetKvCacheUsage") "gateway" (list "targetOngoingRequests")) $poolName }}
+{{- range $target := list "targetOngoingRequests" "targetMegapixelsPerReplica" "targetSequencesPerReplica" "targetKvCacheUsage" }}
+{{- if and (not (has $target $ownTargets)) (hasKey $pool.autoscaling $target) (not (kindIs "invalid" (get $pool.autoscaling $target))) }}
+{{- fail (printf "serve.%s.autoscaling.%s: not a target of this pool (its own: %s)" $poolName $target (join ", " $ownTargets)) }}
+{{- end }}
+{{- end }}
 {{- $group := get $.Values.workerGroups $pool.workerGroup }}
 {{- if not (and $group $group.enabled) }}
 {{- fail (printf "serve.%s.workerGroup: %q is not an enabled worker group (workerGroups.%s.enabled)" $poolName $pool.workerGroup $pool.workerGroup) }}
