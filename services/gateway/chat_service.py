@@ -227,7 +227,7 @@ class ChatService:
         except ImageInputError as error:
             raise ImageInputError(str(error), param) from None
         metrics().image_pixels.observe(image.width * image.height)
-        return RawImage.from_image(image), Upload(encoded.data, param)
+        return RawImage.from_image(image), Upload.of(encoded.data, param)
 
 
 @dataclass

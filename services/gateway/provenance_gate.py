@@ -14,11 +14,16 @@ from services.provenance import PolicyAction, ProvenanceChecker, ProvenanceOptio
 
 @dataclass(frozen=True)
 class Upload:
-    """An image as the client sent it (the check reads the container, not our normalised pixels), and the
-    request field that carried it."""
+    """An image as the client sent it (the check reads the container, not our normalised pixels), the request
+    field that carried it, and the bytes' digest (taken where the upload is decoded, off the event loop)."""
 
     data: bytes
     param: str
+    digest: bytes
+
+    @classmethod
+    def of(cls, data: bytes, param: str) -> Upload:
+        return cls(data, param, hashlib.sha256(data).digest())  # SHA extensions: the fastest hashlib digest here
 
 
 class ProvenancePolicyViolation(Exception):
@@ -42,24 +47,29 @@ class ProvenanceGate:
         self._lock = threading.Lock()
 
     async def check(self, uploads: list[Upload]) -> list[ProvenanceReport]:
-        """One report per upload; raises `ProvenancePolicyViolation` for the first blocked one."""
-        # Hashing a 20 MB upload takes tens of milliseconds: that too stays off the event loop.
-        reports = await asyncio.gather(*(asyncio.to_thread(self._check_one, upload.data) for upload in uploads))
+        """One report per upload; raises `ProvenancePolicyViolation` for the first blocked one. Remembered
+        uploads are answered on the event loop (no thread hop on the cache-hit path), the others in threads."""
+        remembered = [self._remembered_report(upload.digest) for upload in uploads]
+        checked = iter(await asyncio.gather(*(asyncio.to_thread(self._check_and_remember, upload)
+                                              for upload, report in zip(uploads, remembered, strict=True)
+                                              if report is None)))
+        reports = [report if report is not None else next(checked) for report in remembered]
         for upload, report in zip(uploads, reports, strict=True):
             if report.action is PolicyAction.BLOCK:
                 raise ProvenancePolicyViolation(report, upload.param)
-        return list(reports)
+        return reports
 
-    def _check_one(self, data: bytes) -> ProvenanceReport:
-        digest = hashlib.sha256(data).digest()  # SHA extensions make it the fastest hashlib digest here
+    def _remembered_report(self, digest: bytes) -> ProvenanceReport | None:
         with self._lock:
             report = self._recent.get(digest)
             if report is not None:
                 self._recent.move_to_end(digest)
-                return report
-        report = self._checker.check(data)
+            return report
+
+    def _check_and_remember(self, upload: Upload) -> ProvenanceReport:
+        report = self._checker.check(upload.data)
         with self._lock:
-            self._recent[digest] = report
+            self._recent[upload.digest] = report
             if len(self._recent) > self._remembered:
                 self._recent.popitem(last=False)
         return report
