@@ -13,6 +13,7 @@ from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
+from services.routing.affinity_router import affinity_router_config
 from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
 
 
@@ -107,10 +108,14 @@ def build_app(args: dict[str, Any]) -> Application:
     app_args = AppArgs.model_validate(args)
     encoder = _deployment(VisionEncoderDeployment).options(
         user_config=app_args.encoder.batching.model_dump(),
+        # An image whose embedding a replica caches stays there until that replica is a batch busier than the rest.
+        request_router_config=affinity_router_config(max_imbalance=app_args.encoder.batching.max_batch_size),
         **app_args.encoder.serve_options(default_max_ongoing=4 * app_args.encoder.batching.max_batch_size),
     ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes, app_args.encoder.torch_threads)
     decoder_args = app_args.decoder
     decoder = _deployment(LLMDecoderDeployment).options(
+        # A conversation stays with its KV until that replica holds a whole batch more than the least loaded one.
+        request_router_config=affinity_router_config(max_imbalance=decoder_args.max_num_seqs),
         # Everything the engine holds (running and waiting) is "ongoing" to Serve.
         **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
     ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads)

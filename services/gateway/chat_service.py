@@ -35,6 +35,7 @@ from services.gateway.response_cache import (
 from services.llm_decoder.engine import RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.provenance import PolicyAction, ProvenanceReport
+from services.routing import conversation_affinity_key
 from services.safety import Action, SafetyFilter, SafetyVerdict, raise_if_blocked
 from services.telemetry.metrics import metrics
 from services.telemetry.request_log import prompts_logged
@@ -116,8 +117,9 @@ class ChatService:
             wall_deadline = time.time() + deadline - asyncio.get_running_loop().time()
             carrier = current_carrier()
             refs = [self._backends.encode(EncodeRequest(image, wall_deadline, carrier)) for image in images]
+            affinity_key = conversation_affinity_key(messages, [image.content_hash for image in images])
             decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking, wall_deadline,
-                                           carrier)
+                                           carrier, affinity_key)
             answer_checker = self._safety.answer_checker()
             outputs: list[RequestOutput] = []
             async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:

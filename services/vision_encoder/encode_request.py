@@ -13,3 +13,8 @@ class EncodeRequest:
     image: RawImage
     deadline: float | None = None  # wall-clock seconds; an image still queued then is dropped, not encoded
     trace_context: TraceCarrier = field(default_factory=dict)  # the gateway's span, parent of the encoder's
+
+    @property
+    def affinity_key(self) -> str:
+        """An image goes to the replica whose embedding cache holds it (services/routing)."""
+        return self.image.content_hash

@@ -4,49 +4,23 @@ load moves away or stops, and no request fails while replicas start and drain.""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from loadtest.autoscaling.timeline import Timeline
+from tests.process_group import run_in_own_session
 
-ROOT = Path(__file__).parents[2]
 RUN_TIMEOUT_S = 300
-
-
-def _run_in_own_session(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    """Ray's daemons join the runner's session: whatever way it ends, none may outlive it."""
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=timeout_s)
-    finally:
-        _kill_group(process.pid)
-    return subprocess.CompletedProcess(command, process.returncode, output)
-
-
-def _kill_group(pgid: int) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.mark.slow
 def test_each_pool_follows_its_own_load(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
     command = [sys.executable, "-m", "loadtest.autoscaling.run", "--model", str(tiny_model_dirs["glm4v"]),
                "--out", str(tmp_path)]
-    finished = _run_in_own_session(command, RUN_TIMEOUT_S)
+    finished = run_in_own_session(command, RUN_TIMEOUT_S)
     verdict = (tmp_path / "verdict.txt").read_text() if (tmp_path / "verdict.txt").exists() else finished.stdout[-4000:]
     assert finished.returncode == 0, verdict
     assert "FAIL" not in verdict

@@ -17,3 +17,4 @@ class DecodeRequest:
     enable_thinking: bool = False
     deadline: float | None = None  # wall-clock seconds; a request that reaches the decoder later is refused
     trace_context: TraceCarrier = field(default_factory=dict)  # the gateway's span, parent of the decoder's
+    affinity_key: str | None = None  # the conversation's: its turns go to the replica holding its KV (services/routing)
