@@ -180,10 +180,15 @@ def _now() -> int:
     return int(time.time())
 
 
+class PromptTokensDetails(OpenAIModel):
+    cached_tokens: int = Field(0, description="prompt tokens whose KV the decoder reused (its prefix cache)")
+
+
 class Usage(OpenAIModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
 
 class AssistantMessage(OpenAIModel):

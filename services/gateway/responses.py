@@ -17,6 +17,7 @@ from services.gateway.protocol import (
     ChunkChoice,
     Delta,
     ErrorResponse,
+    PromptTokensDetails,
     Usage,
 )
 from services.gateway.request_report import RequestReport
@@ -30,6 +31,7 @@ def _usage(output: RequestOutput) -> Usage:
         prompt_tokens=output.num_prompt_tokens,
         completion_tokens=output.num_output_tokens,
         total_tokens=output.num_prompt_tokens + output.num_output_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=output.num_reused_tokens),
     )
 
 

@@ -102,6 +102,16 @@ class TestChatCompletions:
                                                                      "max_tokens": 3})
         assert text_only.status_code == 200
 
+    def test_a_follow_up_reports_its_reused_prompt_tokens_as_cached(self, client: httpx.Client) -> None:
+        first_turn = [image_message("What is in this picture, in a few words?", data_url(png_bytes(seed=41)))]
+        first = client.post("/v1/chat/completions", json={"messages": first_turn, "max_tokens": 4, "temperature": 0,
+                                                          "ignore_eos": True})
+        assert first.json()["usage"]["prompt_tokens_details"] == {"cached_tokens": 0}
+        follow_up = [*first_turn, {"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]},
+                     {"role": "user", "content": "And the colour?"}]
+        usage = client.post("/v1/chat/completions", json={"messages": follow_up, "max_tokens": 2}).json()["usage"]
+        assert 0 < usage["prompt_tokens_details"]["cached_tokens"] < usage["prompt_tokens"]
+
     def test_models_and_health(self, client: httpx.Client) -> None:
         assert (client.get("/v1/models")).json()["data"][0]["id"] == "tiny-glm4v"
         assert (client.get("/health")).json() == {"status": "ok"}
