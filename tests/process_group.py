@@ -22,13 +22,19 @@ def run_in_own_session(command: list[str], timeout_s: float) -> subprocess.Compl
     return subprocess.CompletedProcess(command, process.returncode, output)
 
 
-def kill_group(pgid: int) -> None:
-    """After a grace period for a clean shutdown, kill whatever of the session is left."""
-    deadline = time.monotonic() + 15
+def group_gone(pgid: int, within_s: float = 15) -> bool:
+    """Whether every process of the session has exited, waiting up to `within_s` for a clean shutdown."""
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
-            return
+            return True
         time.sleep(0.5)
-    os.killpg(pgid, signal.SIGKILL)
+    return False
+
+
+def kill_group(pgid: int) -> None:
+    """After a grace period for a clean shutdown, kill whatever of the session is left."""
+    if not group_gone(pgid):
+        os.killpg(pgid, signal.SIGKILL)

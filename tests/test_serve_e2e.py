@@ -28,6 +28,7 @@ from services.common.image_input import load_image
 from services.local_pipeline import image_question
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import FAMILY_NAMES, noise_image
+from tests.process_group import group_gone
 from tests.reference import ReferenceModel
 from tests.telemetry.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.waiting import wait_until
@@ -101,13 +102,8 @@ def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp
 
 def _assert_process_group_gone(pgid: int) -> None:
     """Ray's daemons and replicas were started inside the server's session: none may outlive it."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
+    if group_gone(pgid):
+        return
     leftovers = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(pgid)], capture_output=True, text=True).stdout
     pytest.fail(f"processes left behind after shutdown:\n{leftovers}")
 
