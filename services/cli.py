@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.set_defaults(handler=_ask)
 
+    evaluate = commands.add_parser("eval-demo", help="held-out exact-match accuracy on the synthetic demo questions")
+    evaluate.add_argument("--model", type=Path, required=True, help="a model directory")
+    evaluate.add_argument("--per-group", type=int, default=100, help="held-out questions per kind and language")
+    evaluate.add_argument("--seed", type=int, default=0, help="which held-out questions to draw")
+    evaluate.set_defaults(handler=_eval_demo)
+
     hash_key = commands.add_parser("hash-api-key", help="print the key-file entry of an API key (read from stdin)")
     hash_key.set_defaults(handler=_hash_api_key)
 
@@ -81,6 +87,15 @@ def _ask(args: argparse.Namespace) -> int:
         sys.stdout.write(output.text)
         sys.stdout.flush()
     sys.stdout.write("\n")
+    return 0
+
+
+def _eval_demo(args: argparse.Namespace) -> int:
+    from services.demo.evaluation import evaluate_model
+
+    if not (args.model / "config.json").is_file():
+        return _fail(f"{args.model} is not a model directory (no config.json)")
+    sys.stdout.write(evaluate_model(args.model, args.per_group, args.seed).as_table() + "\n")
     return 0
 
 

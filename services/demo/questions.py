@@ -1,0 +1,78 @@
+"""Questions about a scene, in English and Chinese, with the one exact answer the scene implies."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from services.demo.scene import COLOURS, SHAPES, ReceiptScene, Scene, ShapesScene, TextScene
+
+
+class QuestionKind(StrEnum):
+    COLOUR = "colour"
+    SHAPE = "shape"
+    COUNT = "count"
+    NUMBER = "number"
+    WORD = "word"
+    TOTAL = "total"
+    TRAVEL = "travel"
+
+
+LANGUAGES = ("en", "zh")
+
+_TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
+    QuestionKind.COLOUR: {
+        "en": ("What colour is the shape?", "What color are the shapes?"), "zh": ("图形是什么颜色?",),
+    },
+    QuestionKind.SHAPE: {"en": ("What shape is this?", "Which shape is shown?"), "zh": ("这是什么形状?",)},
+    QuestionKind.COUNT: {"en": ("How many shapes are there?", "How many are there?"), "zh": ("图中有几个图形?",)},
+    QuestionKind.NUMBER: {"en": ("What number is shown?", "Which number is this?"), "zh": ("图中是什么数字?",)},
+    QuestionKind.WORD: {"en": ("What word is written?",), "zh": ("图中写的是什么单词?",)},
+    QuestionKind.TOTAL: {"en": ("What is the total?", "What is the total amount?"), "zh": ("总金额是多少?",)},
+    QuestionKind.TRAVEL: {"en": ("Is this a travel expense?",), "zh": ("这是差旅费吗?",)},
+}
+_YES_NO = {"en": ("yes", "no"), "zh": ("是", "否")}
+
+
+@dataclass(frozen=True)
+class Question:
+    kind: QuestionKind
+    language: str
+    text: str
+    answer: str
+
+
+def kinds_for(scene: Scene) -> tuple[QuestionKind, ...]:
+    """The question kinds a scene can answer."""
+    if isinstance(scene, ShapesScene):
+        return (QuestionKind.COLOUR, QuestionKind.SHAPE, QuestionKind.COUNT)
+    if isinstance(scene, TextScene):
+        return (QuestionKind.NUMBER,) if scene.is_number else (QuestionKind.WORD,)
+    return (QuestionKind.TOTAL, QuestionKind.TRAVEL)
+
+
+def ask(scene: Scene, kind: QuestionKind, language: str, rng: random.Random) -> Question:
+    assert kind in kinds_for(scene) and language in LANGUAGES, (scene, kind, language)
+    text = rng.choice(_TEMPLATES[kind][language])
+    return Question(kind, language, text, answer(scene, kind, language))
+
+
+def answer(scene: Scene, kind: QuestionKind, language: str) -> str:
+    """The exact expected answer: a word or a number, no punctuation."""
+    in_english = language == "en"
+    if isinstance(scene, ShapesScene):
+        if kind is QuestionKind.COLOUR:
+            colour_en, colour_zh, _ = COLOURS[scene.colour]
+            return colour_en if in_english else colour_zh
+        if kind is QuestionKind.SHAPE:
+            shape_en, shape_zh = SHAPES[scene.shape]
+            return shape_en if in_english else shape_zh
+        return str(scene.count)
+    if isinstance(scene, TextScene):
+        return scene.text
+    assert isinstance(scene, ReceiptScene)
+    if kind is QuestionKind.TOTAL:
+        return scene.total
+    yes, no = _YES_NO[language]
+    return yes if scene.is_travel else no
