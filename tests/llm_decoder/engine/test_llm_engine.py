@@ -21,6 +21,7 @@ from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf, PromptError
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image
+from tests.llm_decoder.engine.engine_runs import output_token_ids, run_to_completion
 
 CPU = torch.device("cpu")
 GREEDY = SamplingParams(max_tokens=10, temperature=0.0, ignore_eos=True)
@@ -43,26 +44,12 @@ def _requests(vision: VisionHalf, count: int) -> list[tuple[list[dict], list[Ima
     return requests
 
 
-def _run_to_completion(engine: LLMEngine) -> dict[str, list[RequestOutput]]:
-    outputs: dict[str, list[RequestOutput]] = {}
-    for _ in range(1000):
-        if not engine.has_work:
-            return outputs
-        for output in engine.step():
-            outputs.setdefault(output.request_id, []).append(output)
-    raise AssertionError("engine did not drain")
-
-
-def _tokens(outputs: list[RequestOutput]) -> list[int]:
-    return [token for output in outputs for token in output.token_ids]
-
-
 def _alone(
     language: LanguageHalf, messages: list[dict], images: list[ImageEmbedding], params: SamplingParams
 ) -> list[int]:
     engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
     engine.add_request("alone", messages, images, params)
-    return _tokens(_run_to_completion(engine)["alone"])
+    return output_token_ids(run_to_completion(engine)["alone"])
 
 
 class TestContinuousBatching:
@@ -89,7 +76,7 @@ class TestContinuousBatching:
             if step > 3 and not engine.has_work:
                 break
 
-        assert [_tokens(outputs[f"r{i}"]) for i in range(8)] == expected
+        assert [output_token_ids(outputs[f"r{i}"]) for i in range(8)] == expected
         assert all(len(tokens) == p.max_tokens for tokens, p in zip(expected, params, strict=True))
 
     def test_more_requests_than_slots_wait_their_turn(self, halves: dict) -> None:
@@ -101,10 +88,11 @@ class TestContinuousBatching:
         first_step = engine.step()
         assert (engine.stats().num_running, engine.stats().num_waiting) == (2, 3)
         assert {output.request_id for output in first_step} == {"r0", "r1"}
-        outputs = _run_to_completion(engine)
+        outputs = run_to_completion(engine)
         for output in first_step:
             outputs[output.request_id].insert(0, output)
-        assert [_tokens(outputs[f"r{i}"]) for i in range(5)] == [_alone(language, *r, GREEDY) for r in requests]
+        alone = [_alone(language, *r, GREEDY) for r in requests]
+        assert [output_token_ids(outputs[f"r{i}"]) for i in range(5)] == alone
 
 
 class TestFreeing:
@@ -122,14 +110,14 @@ class TestFreeing:
         assert not engine.abort("long")
 
         engine.add_request("next", *second, GREEDY)
-        assert _tokens(_run_to_completion(engine)["next"]) == _alone(language, *second, GREEDY)
+        assert output_token_ids(run_to_completion(engine)["next"]) == _alone(language, *second, GREEDY)
 
     def test_finished_sequences_leave_the_batch(self, halves: dict) -> None:
         vision, language = halves["glm4v"]
         engine = LLMEngine(language, EngineConfig(max_num_seqs=4, max_model_len=1024))
         for index, request in enumerate(_requests(vision, 3)):
             engine.add_request(f"r{index}", *request, GREEDY)
-        _run_to_completion(engine)
+        run_to_completion(engine)
         stats = engine.stats()
         assert (stats.num_running, stats.num_waiting, stats.num_free_slots, stats.num_finished) == (0, 0, 4, 3)
         assert stats.kv_cache_usage == 0
@@ -170,14 +158,14 @@ class TestStopping:
     def _solo_text(self, language: LanguageHalf, request: tuple) -> tuple[str, list[int]]:
         engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
         engine.add_request("x", *request, SamplingParams(max_tokens=30, temperature=0.0, ignore_eos=True))
-        outputs = _run_to_completion(engine)["x"]
-        return "".join(o.text for o in outputs), _tokens(outputs)
+        outputs = run_to_completion(engine)["x"]
+        return "".join(o.text for o in outputs), output_token_ids(outputs)
 
     def test_max_tokens_ends_with_length(self, halves: dict) -> None:
         vision, language = halves["glm4v"]
         engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
         engine.add_request("x", *_requests(vision, 1)[0], SamplingParams(max_tokens=5, temperature=0, ignore_eos=True))
-        outputs = _run_to_completion(engine)["x"]
+        outputs = run_to_completion(engine)["x"]
         assert [o.finish_reason for o in outputs] == [None] * 4 + ["length"]
         assert outputs[-1].num_output_tokens == 5
 
@@ -189,8 +177,8 @@ class TestStopping:
         engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
         params = SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, stop_token_ids=(stop_at,))
         engine.add_request("x", *request, params)
-        outputs = _run_to_completion(engine)["x"]
-        assert _tokens(outputs) == tokens[: tokens.index(stop_at) + 1]
+        outputs = run_to_completion(engine)["x"]
+        assert output_token_ids(outputs) == tokens[: tokens.index(stop_at) + 1]
         assert outputs[-1].finish_reason == "stop"
 
     def test_stop_string_is_cut_and_never_streamed(self, halves: dict) -> None:
@@ -201,7 +189,7 @@ class TestStopping:
         assert len(stop) == 3
         engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
         engine.add_request("x", *request, SamplingParams(max_tokens=30, temperature=0, ignore_eos=True, stop=(stop,)))
-        outputs = _run_to_completion(engine)["x"]
+        outputs = run_to_completion(engine)["x"]
         streamed = "".join(o.text for o in outputs)
         assert streamed == text[: text.index(stop)]
         assert outputs[-1].finish_reason == "stop"
@@ -218,7 +206,7 @@ class TestSampling:
         engine.add_request("seeded", *requests[0], seeded)
         engine.add_request("other1", *requests[1], SamplingParams(max_tokens=12, temperature=1.0))
         engine.add_request("other2", *requests[2], SamplingParams(max_tokens=12, seed=99))
-        assert _tokens(_run_to_completion(engine)["seeded"]) == alone
+        assert output_token_ids(run_to_completion(engine)["seeded"]) == alone
 
     def test_other_seeds_give_other_answers(self, halves: dict) -> None:
         vision, language = halves["glm4v"]

@@ -16,6 +16,7 @@ from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image
+from tests.llm_decoder.engine.engine_runs import output_token_ids, run_to_completion
 
 CPU = torch.device("cpu")
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
@@ -33,24 +34,10 @@ def _encode(vision: VisionHalf, seed: int, width: int = 112, height: int = 84) -
     return vision.encode([RawImage.from_image(noise_image(width, height, seed=seed))])[0]
 
 
-def _run_to_completion(engine: LLMEngine) -> dict[str, list[RequestOutput]]:
-    outputs: dict[str, list[RequestOutput]] = {}
-    for _ in range(1000):
-        if not engine.has_work:
-            return outputs
-        for output in engine.step():
-            outputs.setdefault(output.request_id, []).append(output)
-    raise AssertionError("engine did not drain")
-
-
 def _ask(engine: LLMEngine, request_id: str, messages: Messages, images: list[ImageEmbedding],
          params: SamplingParams = GREEDY) -> list[RequestOutput]:
     engine.add_request(request_id, messages, images, params)
-    return _run_to_completion(engine)[request_id]
-
-
-def _tokens(outputs: list[RequestOutput]) -> list[int]:
-    return [token for output in outputs for token in output.token_ids]
+    return run_to_completion(engine)[request_id]
 
 
 def _text(outputs: list[RequestOutput]) -> str:
@@ -101,7 +88,7 @@ class TestFollowUpsGiveTheSameTokens:
             expected_logits = logits[:]
             logits.clear()
             outputs = _ask(with_reuse, f"turn{turn}", messages, images)
-            assert _tokens(outputs) == _tokens(expected)
+            assert output_token_ids(outputs) == output_token_ids(expected)
             assert len(logits) == len(expected_logits)
             for step, (got, want) in enumerate(zip(logits, expected_logits, strict=True)):
                 torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=f"turn {turn}, step {step}")
@@ -129,9 +116,9 @@ class TestOnlyNewTokensArePrefilled:
         second = _follow_up(first, _text(answer), "Describe the image.")
         first_prompt = language.render_prompt(first, [images[0].grid_thw]).token_ids
         second_prompt = language.render_prompt(second, [images[0].grid_thw]).token_ids
-        reusable = _common_length(first_prompt + _tokens(answer)[:-1], second_prompt)
+        reusable = _common_length(first_prompt + output_token_ids(answer)[:-1], second_prompt)
         assert reusable > len(first_prompt)  # the image, the first question and (some of) the answer
-        expected = _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "second", second, images))
+        expected = output_token_ids(_ask(LLMEngine(language, WITHOUT_REUSE), "second", second, images))
         image = images[0]
         unread = ImageEmbedding(image.content_hash, image.grid_thw, torch.full_like(image.embeds, torch.nan))
 
@@ -144,7 +131,7 @@ class TestOnlyNewTokensArePrefilled:
 
         monkeypatch.setattr(language, "forward", recording_forward)
         outputs = _ask(engine, "second", second, [unread])
-        assert _tokens(outputs) == expected
+        assert output_token_ids(outputs) == expected
         assert prefilled[0] == len(second_prompt) - reusable
         assert outputs[-1].num_reused_tokens == reusable
         stats = engine.stats()
@@ -164,15 +151,16 @@ class TestImagesAreKeyedByContent:
         assert first.grid_thw == other.grid_thw and first.content_hash != other.content_hash
         prompt = language.render_prompt(question, [first.grid_thw])
         engine = LLMEngine(language, WITH_REUSE)
-        first_tokens = _tokens(_ask(engine, "first", question, [first]))
+        first_tokens = output_token_ids(_ask(engine, "first", question, [first]))
 
         outputs = _ask(engine, "other", question, [other])
         assert outputs[0].num_reused_tokens <= prompt.image_spans[0][0]
-        assert _tokens(outputs) == _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "other", question, [other]))
+        without_reuse = _ask(LLMEngine(language, WITHOUT_REUSE), "other", question, [other])
+        assert output_token_ids(outputs) == output_token_ids(without_reuse)
 
         again = _ask(engine, "again", question, [first])
         assert again[0].num_reused_tokens == prompt.num_tokens - 1  # the last one gives the first token's logits
-        assert _tokens(again) == first_tokens
+        assert output_token_ids(again) == first_tokens
 
 
 class TestContinuousBatching:
@@ -201,9 +189,9 @@ class TestContinuousBatching:
         expected, expected_first_logits = [], []
         for index, request in enumerate(requests):
             logits.clear()
-            expected.append(_tokens(_ask(plain, f"r{index}", *request)))
+            expected.append(output_token_ids(_ask(plain, f"r{index}", *request)))
             expected_first_logits.append(logits[0][0])
-        expected_long = _tokens(_ask(plain, "long", *long_request, long_params))
+        expected_long = output_token_ids(_ask(plain, "long", *long_request, long_params))
 
         new_messages, new_images = conversations[2]
         new_image_start = language.render_prompt(new_messages, [new_images[0].grid_thw]).image_spans[0][0]
@@ -224,8 +212,8 @@ class TestContinuousBatching:
             if step > 2 and not engine.has_work:
                 break
 
-        assert [_tokens(outputs[f"r{index}"]) for index in range(3)] == expected
-        assert _tokens(outputs["long"]) == expected_long
+        assert [output_token_ids(outputs[f"r{index}"]) for index in range(3)] == expected
+        assert output_token_ids(outputs["long"]) == expected_long
 
 
 class TestEviction:
@@ -240,7 +228,8 @@ class TestEviction:
         answer = _ask(engine, "first", messages, images)
         follow_up = _follow_up(messages, _text(answer), "Describe the image.")
         long_params = SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
-        expected = _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "follow-up", follow_up, images, long_params))
+        expected = output_token_ids(
+            _ask(LLMEngine(language, WITHOUT_REUSE), "follow-up", follow_up, images, long_params))
 
         sequence = engine.add_request("follow-up", follow_up, images, long_params)
         outputs = engine.step()
@@ -254,8 +243,8 @@ class TestEviction:
         assert engine.scheduler.prefix_cache.match(sequence.prompt_keys, limit=prompt_tokens).num_tokens == 0
         assert not sequence.is_finished
 
-        outputs += [output for outputs_of_step in _run_to_completion(engine).values() for output in outputs_of_step]
-        assert _tokens([output for output in outputs if output.request_id == "follow-up"]) == expected
+        outputs += [output for outputs_of_step in run_to_completion(engine).values() for output in outputs_of_step]
+        assert output_token_ids([output for output in outputs if output.request_id == "follow-up"]) == expected
         assert engine.stats().prefix_cache_bytes <= budget
 
     def test_an_aborted_answer_is_reused(self, halves: dict) -> None:
@@ -269,4 +258,5 @@ class TestEviction:
         assert engine.abort("stopped")
         outputs = _ask(engine, "retry", messages, images)
         assert outputs[0].num_reused_tokens == prompt_tokens - 1
-        assert _tokens(outputs) == _tokens(_ask(LLMEngine(language, WITHOUT_REUSE), "retry", messages, images))
+        without_reuse = _ask(LLMEngine(language, WITHOUT_REUSE), "retry", messages, images)
+        assert output_token_ids(outputs) == output_token_ids(without_reuse)

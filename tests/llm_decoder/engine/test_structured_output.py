@@ -26,6 +26,7 @@ from services.llm_decoder.engine.structured_output import GrammarSpec
 from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
 from tests.conftest import FAMILY_NAMES
+from tests.llm_decoder.engine.engine_runs import run_to_completion
 from tests.llm_decoder.engine.json_schemas import SCHEMAS
 
 CONFIG = EngineConfig(max_num_seqs=8, max_model_len=1024)
@@ -53,20 +54,10 @@ def _messages(index: int) -> list[dict]:
     return image_question(f"Question {index}: what does the receipt say?", 0)
 
 
-def _run_to_completion(engine: LLMEngine) -> dict[str, list[RequestOutput]]:
-    outputs: dict[str, list[RequestOutput]] = {}
-    for _ in range(5000):
-        if not engine.has_work:
-            return outputs
-        for output in engine.step():
-            outputs.setdefault(output.request_id, []).append(output)
-    raise AssertionError("engine did not drain")
-
-
 def _alone(language: LanguageHalf, messages: list[dict], params: SamplingParams) -> RequestOutput:
     engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=1024))
     engine.add_request("alone", messages, [], params)
-    return RequestOutput.joined(_run_to_completion(engine)["alone"])
+    return RequestOutput.joined(run_to_completion(engine, max_steps=5000)["alone"])
 
 
 def _assert_valid(output: RequestOutput, schema_name: str) -> None:
@@ -84,7 +75,7 @@ class TestEveryOutputValidates:
         seeds = [None, 1, 2, 3]
         for index, seed in enumerate(seeds):
             engine.add_request(f"r{index}", _messages(index), [], _params(schema_name, seed))
-        outputs = _run_to_completion(engine)
+        outputs = run_to_completion(engine, max_steps=5000)
         for index in range(len(seeds)):
             _assert_valid(RequestOutput.joined(outputs[f"r{index}"]), schema_name)
 
