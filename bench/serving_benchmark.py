@@ -18,7 +18,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.serving_load import ROOT, LevelResult, Server, free_port, model_dir, run_level
+from bench.serving_load import ROOT, LevelResult, Server, model_dir, run_level
+from loadtest.server_process import free_port
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+
+from loadtest.server_process import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,12 +115,6 @@ async def run_level(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
@@ -127,17 +122,8 @@ class Server:
                                         start_new_session=True, cwd=ROOT, env=env)
 
     def __enter__(self) -> Server:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("server did not start")
+        wait_healthy(self.url, self.process, timeout_s=300)
+        return self
 
     def __exit__(self, *_: object) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -10,15 +10,13 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from loadtest.server_process import ServerNotHealthy, free_port, wait_healthy
 from services.local_server import serve_until_signalled
 from services.serve_config import load_application, local_args, merge
 
@@ -40,14 +38,17 @@ class LocalStack:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> str:
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, "-m", "loadtest.local_stack", "--model", str(self._model), "--port", str(port),
                    "--overrides", json.dumps(self._overrides)]
         with self._log.open("wb") as output:
             self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
         try:
-            self._wait_healthy(url)
+            wait_healthy(url, self._process, STARTUP_TIMEOUT_S)
+        except ServerNotHealthy as error:
+            self._stop()
+            raise StackError(f"{error}; see {self._log}") from None
         except BaseException:
             self._stop()
             raise
@@ -55,20 +56,6 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self._stop()
-
-    def _wait_healthy(self, url: str) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise StackError(f"the local stack exited with {self._process.returncode}; see {self._log}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        raise StackError(f"the local stack was not healthy within {STARTUP_TIMEOUT_S} s; see {self._log}")
 
     def _stop(self) -> None:
         process = self._process
@@ -93,12 +80,6 @@ def _wait_group_gone(pgid: int) -> None:
             return
         time.sleep(0.5)
     os.killpg(pgid, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:

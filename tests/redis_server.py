@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from loadtest.server_process import free_port
 
 
 class RedisServer:
@@ -23,7 +18,7 @@ class RedisServer:
         assert binary, "redis-server is not installed (Debian package redis-server; .ci/run installs it)"
         self._binary = binary
         self._directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

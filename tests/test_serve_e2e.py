@@ -10,10 +10,8 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from loadtest.server_process import ServerNotHealthy, free_port, wait_healthy
 from services.common.image_input import load_image
 from services.local_pipeline import image_question
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
@@ -51,30 +50,17 @@ class Server:
         return OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0, timeout=60)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"flashvqa serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"flashvqa serve did not become healthy:\n{log.read_text()[-4000:]}")
+    try:
+        wait_healthy(url, process, STARTUP_TIMEOUT_S)
+    except ServerNotHealthy as error:
+        pytest.fail(f"flashvqa serve: {error}:\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="module", params=FAMILY_NAMES)
 def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp_path_factory: Any) -> Iterator[Server]:
     model_dir = tiny_model_dirs[request.param]
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with otlp_receiver() as (receiver, traces_endpoint):
         # Exported as a user would set it up: the standard variables, inherited by Ray's workers.

@@ -4,7 +4,6 @@ replica counts of both GPU pools read from it while the load runs."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtest.server_process import free_port
 from services.local_server import SERVE_ENVIRONMENT, SERVE_SHUTDOWN_TIMEOUT_S
 from services.serve_config import load_application, local_args, merge
 
@@ -38,7 +38,7 @@ def local_serve(model: Path, overrides: dict[str, Any]) -> Iterator[str]:
     for name, value in SERVE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     application = load_application().with_args(merge(local_args(model), overrides))
-    port = _free_port()
+    port = free_port()
     ray.init(address="local", num_cpus=4, include_dashboard=False, configure_logging=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -83,7 +83,3 @@ class ReplicaCounter:
             self.samples.append(ReplicaSample(time.monotonic() - self._origin, running, total))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -10,7 +10,6 @@ import base64
 import io
 import json
 import os
-import socket
 import sys
 import threading
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from loadtest.server_process import free_port
 from services.local_server import SERVE_ENVIRONMENT, SERVE_SHUTDOWN_TIMEOUT_S
 from services.serve_config import load_application, local_args, merge
 from tests.conftest import noise_image
@@ -40,7 +40,7 @@ def main() -> None:
     model, out = Path(sys.argv[1]), Path(sys.argv[2])
     os.environ.update(SERVE_ENVIRONMENT)
     application = load_application().with_args(merge(local_args(model), OVERRIDES))
-    port = _free_port()
+    port = free_port()
     ray.init(address="local", include_dashboard=False, configure_logging=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -81,12 +81,6 @@ def _ask(client: httpx.Client, messages: list[dict[str, Any]]) -> str:
     response = client.post("/v1/chat/completions", json={"messages": messages, "max_tokens": 4, "temperature": 0})
     response.raise_for_status()
     return str(response.json()["choices"][0]["message"]["content"])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
