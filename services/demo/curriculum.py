@@ -16,8 +16,8 @@ class Stage:
 
 DEFAULT_CURRICULUM: tuple[Stage, ...] = (
     Stage(0.0, (QuestionKind.COLOUR, QuestionKind.SHAPE)),
-    Stage(0.15, (QuestionKind.COUNT, QuestionKind.TRAVEL)),
-    Stage(0.3, (QuestionKind.NUMBER, QuestionKind.WORD, QuestionKind.TOTAL)),
+    Stage(0.05, (QuestionKind.COUNT, QuestionKind.TRAVEL)),
+    Stage(0.15, (QuestionKind.NUMBER, QuestionKind.WORD, QuestionKind.TOTAL)),
 )
 
 

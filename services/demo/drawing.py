@@ -23,7 +23,7 @@ from services.demo.scene import (
 BACKGROUND = (205, 205, 205)
 PAPER = (250, 250, 245)
 INK = (20, 20, 20)
-_SHAPE_RADIUS = 18
+_SHAPE_RADIUS = 22  # a shape nearly fills its 56-pixel cell: about 2 x 2 image tokens
 
 
 def render(scene: Scene) -> Image.Image:
@@ -77,10 +77,11 @@ def _draw_receipt(draw: ImageDraw.ImageDraw, scene: ReceiptScene) -> None:
     draw.rectangle((14, 4, IMAGE_SIZE - 14, IMAGE_SIZE - 4), fill=PAPER)
     draw.text((22, 12), MERCHANTS[scene.merchant], fill=INK, font=_font(14))
     draw.text((22, 34), scene.date, fill=INK, font=_font(14))
-    draw.text((22, 56), CATEGORIES[scene.category][0], fill=INK, font=_font(14))
+    draw.text((22, 54), CATEGORIES[scene.category][0], fill=INK, font=_font(20))
     draw.line((22, 84, IMAGE_SIZE - 22, 84), fill=INK, width=1)
     draw.text((22, 92), "TOTAL", fill=INK, font=_font(14))
-    draw.text((IMAGE_SIZE // 2, 136), scene.total, fill=INK, font=_font(30), anchor="mm")
+    # Right-aligned in tabular digits, as on a till receipt: each character of the total has its own place.
+    draw.text((IMAGE_SIZE - 20, 134), scene.total, fill=INK, font=_font(32), anchor="rm")
 
 
 @cache

@@ -12,12 +12,13 @@ from services.demo.dataset import Sample
 from services.demo.scene import CATEGORIES, COLOURS, MAX_COUNT, SHAPES, WORDS, ReceiptScene, ShapesScene, TextScene
 
 IGNORE = -100
-TOTAL_CHARS = 6  # "999.99", right-aligned; shorter totals are padded with a blank class
-_TOTAL_ALPHABET = "0123456789."
-# attribute -> number of classes; the total's characters are one attribute each.
+TOTAL_DIGITS = 5  # every total reads "ddd.dd"
+_NO_TENS = 10  # the tens class of a one-digit number
+# attribute -> number of classes. Numbers and totals are read digit by digit, like their answers' tokens.
 ATTRIBUTES: dict[str, int] = {
-    "colour": len(COLOURS), "shape": len(SHAPES), "count": MAX_COUNT, "text": 100 + len(WORDS),
-    "category": len(CATEGORIES), **{f"total_{i}": len(_TOTAL_ALPHABET) + 1 for i in range(TOTAL_CHARS)},
+    "colour": len(COLOURS), "shape": len(SHAPES), "count": MAX_COUNT,
+    "number_tens": 11, "number_units": 10, "word": len(WORDS),
+    "category": len(CATEGORIES), **{f"total_{i}": 10 for i in range(TOTAL_DIGITS)},
 }
 
 
@@ -31,7 +32,10 @@ class ImageProbe(nn.Module):
 
     def forward(self, image_tokens: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         """image_tokens: one [tokens, hidden] tensor per image -> per attribute [B, classes] logits."""
-        pooled = torch.stack([torch.softmax(self.queries @ tokens.T, dim=-1) @ tokens for tokens in image_tokens])
+        # Normalised per token as the decoder's input norm does: the merger's output starts about 1e-3 in
+        # scale, and a probe reading it raw learns nothing for hundreds of steps.
+        normalised = [functional.layer_norm(tokens, tokens.shape[-1:]) for tokens in image_tokens]
+        pooled = torch.stack([torch.softmax(self.queries @ tokens.T, dim=-1) @ tokens for tokens in normalised])
         return [head(pooled[:, index]) for index, head in enumerate(self.heads)]  # pooled: [B, attributes, hidden]
 
     def loss(self, image_tokens: tuple[torch.Tensor, ...], targets: torch.Tensor) -> torch.Tensor:
@@ -45,13 +49,14 @@ class ImageProbe(nn.Module):
 
     @torch.no_grad()
     def accuracy(self, image_tokens: tuple[torch.Tensor, ...], targets: torch.Tensor) -> dict[str, float]:
-        """Per attribute, over the pictures that have it; the total's characters count as one (all right)."""
+        """Per attribute, over the pictures that have it; a number's or a total's digits count as one (all right)."""
         correct = torch.stack([logits.argmax(-1) for logits in self.forward(image_tokens)], dim=1) == targets
         present = targets != IGNORE
         names = list(ATTRIBUTES)
-        total_columns = [names.index(f"total_{i}") for i in range(TOTAL_CHARS)]
-        columns = {name: [index] for index, name in enumerate(names) if index not in total_columns}
-        columns["total"] = total_columns
+        grouped = {"number": ["number_tens", "number_units"], "total": [f"total_{i}" for i in range(TOTAL_DIGITS)]}
+        in_groups = {name for group in grouped.values() for name in group}
+        columns = {name: [index] for index, name in enumerate(names) if name not in in_groups}
+        columns |= {group: [names.index(name) for name in members] for group, members in grouped.items()}
         accuracy = {}
         for name, indices in columns.items():
             rows = present[:, indices].all(dim=1)
@@ -70,11 +75,15 @@ def _targets(sample: Sample) -> list[int]:
     if isinstance(scene, ShapesScene):
         values.update(colour=scene.colour, shape=scene.shape, count=scene.count - 1)
     elif isinstance(scene, TextScene):
-        values.update(colour=scene.colour, text=int(scene.text) if scene.is_number else 100 + WORDS.index(scene.text))
+        values["colour"] = scene.colour
+        if scene.is_number:
+            tens, units = divmod(int(scene.text), 10)
+            values.update(number_tens=tens if len(scene.text) == 2 else _NO_TENS, number_units=units)
+        else:
+            values["word"] = WORDS.index(scene.text)
     else:
         assert isinstance(scene, ReceiptScene)
         values["category"] = scene.category
-        blank = len(_TOTAL_ALPHABET)
-        characters = [blank] * (TOTAL_CHARS - len(scene.total)) + [_TOTAL_ALPHABET.index(c) for c in scene.total]
-        values.update({f"total_{i}": character for i, character in enumerate(characters)})
+        digits = [int(character) for character in scene.total if character.isdigit()]
+        values.update({f"total_{i}": digit for i, digit in enumerate(digits)})
     return list(values.values())

@@ -63,7 +63,7 @@ class ReceiptScene:
     merchant: int  # index into MERCHANTS
     date: str  # YYYY-MM-DD
     category: int  # index into CATEGORIES
-    total: str  # yuan with two decimals, e.g. "128.50"
+    total: str  # yuan, three digits and two decimals, e.g. "128.50": one layout, printed right-aligned
 
     @property
     def is_travel(self) -> bool:
@@ -76,7 +76,7 @@ Scene = ShapesScene | TextScene | ReceiptScene
 def random_shapes(rng: random.Random, count: int | None = None) -> ShapesScene:
     count = count or rng.randint(1, MAX_COUNT)
     cells = tuple(sorted(rng.sample(range(GRID * GRID), count)))
-    jitter = (rng.randint(-6, 6), rng.randint(-6, 6))
+    jitter = (rng.randint(-4, 4), rng.randint(-4, 4))
     return ShapesScene(rng.randrange(len(SHAPES)), rng.randrange(len(COLOURS)), cells, jitter)
 
 
@@ -90,9 +90,9 @@ def random_word(rng: random.Random) -> TextScene:
 
 def random_receipt(rng: random.Random) -> ReceiptScene:
     date = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-    total = f"{rng.randint(1, 999)}.{rng.choice((0, 50, rng.randint(0, 99))):02d}"
+    total = f"{rng.randint(100, 999)}.{rng.choice((0, 50, rng.randint(0, 99))):02d}"
     return ReceiptScene(rng.randrange(len(MERCHANTS)), date, rng.randrange(len(CATEGORIES)), total)
 
 
 def _text_offset(rng: random.Random) -> tuple[int, int]:
-    return (rng.randint(-20, 20), rng.randint(-20, 20))
+    return (rng.randint(-10, 10), rng.randint(-10, 10))

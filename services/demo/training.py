@@ -38,7 +38,7 @@ class TrainConfig:
     minutes: float | None = None  # stop early when the wall clock runs out (the curriculum follows `steps`)
     batch_size: int = 32
     learning_rate: float = 2e-3
-    vision_lr_scale: float = 2.0  # vision tower and merger: they start furthest from useful
+    vision_lr_scale: float = 1.0  # vision tower and merger (4e-3 diverged in probe-only runs)
     probe_weight: float = 1.0
     warmup_steps: int = 100
     eval_every: int = 100

@@ -102,6 +102,10 @@ class TestAnswersAreTrueOfThePicture:
             assert answer(scene, kind, "en") == answer(scene, kind, "zh") == text
         assert render(TextScene("42", 2, (0, 0))).tobytes() != render(TextScene("47", 2, (0, 0))).tobytes()
 
+    def test_every_total_has_one_layout(self) -> None:
+        totals = [s.scene.total for s in islice(samples(Split.TRAIN, 0, [QuestionKind.TOTAL]), 200)]
+        assert all(len(t) == 6 and t[3] == "." and t.replace(".", "").isdigit() and t[0] != "0" for t in totals)
+
     def test_receipt_total_and_travel(self) -> None:
         for category, (_, _, is_travel) in enumerate(CATEGORIES):
             scene = ReceiptScene(0, "2026-01-02", category, "128.50")

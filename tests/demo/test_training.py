@@ -16,7 +16,7 @@ from services.demo.curriculum import kinds_at
 from services.demo.dataset import Sample, Split, samples
 from services.demo.image_probe import ATTRIBUTES, probe_targets
 from services.demo.questions import QuestionKind
-from services.demo.scene import ReceiptScene
+from services.demo.scene import ReceiptScene, TextScene
 from services.demo.training import TrainConfig, train
 from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
@@ -55,13 +55,23 @@ def test_curriculum_starts_with_colour_and_shape_and_ends_with_everything() -> N
     assert set(kinds_at(1.0)) == set(QuestionKind)
 
 
-def test_probe_reads_the_total_right_aligned() -> None:
-    scene = ReceiptScene(0, "2026-01-02", 1, "28.50")
+def test_probe_reads_each_digit_of_the_total() -> None:
+    scene = ReceiptScene(0, "2026-01-02", 1, "128.50")
     sample = next(s for s in samples(Split.TRAIN, 0, [QuestionKind.TOTAL]))
     targets = probe_targets((Sample(scene, sample.question),))[0].tolist()
-    total = [targets[list(ATTRIBUTES).index(f"total_{i}")] for i in range(6)]
-    assert total == [11, 2, 8, 10, 5, 0]  # blank, "2", "8", ".", "5", "0"
+    total = [targets[list(ATTRIBUTES).index(f"total_{i}")] for i in range(5)]
+    assert total == [1, 2, 8, 5, 0]
     assert targets[list(ATTRIBUTES).index("colour")] == IGNORE
+
+
+@pytest.mark.parametrize(("text", "tens", "units"), [("42", 4, 2), ("7", 10, 7), ("0", 10, 0)])
+def test_probe_reads_a_number_digit_by_digit(text: str, tens: int, units: int) -> None:
+    scene = TextScene(text, 0, (0, 0))
+    sample = next(s for s in samples(Split.TRAIN, 0, [QuestionKind.NUMBER]))
+    targets = probe_targets((Sample(scene, sample.question),))[0].tolist()
+    assert [targets[list(ATTRIBUTES).index(name)] for name in ("number_tens", "number_units", "word")] == [
+        tens, units, IGNORE
+    ]
 
 
 class TestTrainingRun:
@@ -70,7 +80,7 @@ class TestTrainingRun:
     def test_writes_a_servable_model_and_a_curve(self, trained: Path) -> None:
         assert (trained / "learning_curve.png").stat().st_size > 0
         curve = json.loads((trained / "learning_curve.json").read_text())
-        probed = {"probe:colour", "probe:shape", "probe:count", "probe:text", "probe:category", "probe:total"}
+        probed = {f"probe:{name}" for name in ("colour", "shape", "count", "number", "word", "category", "total")}
         assert curve["eval_steps"] == [0, 2] and set(curve["accuracy"]) == {k.value for k in QuestionKind} | probed
         # Three steps teach nothing: the answer may well be empty, but the directory must load and run.
         assert main(["ask", "--model", str(trained), "--image", str(EXAMPLE_IMAGE), "--max-tokens", "4", "Total?"]) == 0
