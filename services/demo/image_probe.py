@@ -17,7 +17,7 @@ _NO_TENS = 10  # the tens class of a one-digit number
 # attribute -> number of classes. Numbers and totals are read digit by digit, like their answers' tokens.
 ATTRIBUTES: dict[str, int] = {
     "colour": len(COLOURS), "shape": len(SHAPES), "count": MAX_COUNT,
-    "number_tens": 11, "number_units": 10, "word": len(WORDS),
+    "number_tens": _NO_TENS + 1, "number_units": 10, "word": len(WORDS),
     "category": len(CATEGORIES), **{f"total_{i}": 10 for i in range(TOTAL_DIGITS)},
 }
 

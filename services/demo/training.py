@@ -1,10 +1,11 @@
 """Train the demo model on the synthetic questions, on the CPU.
 
-    python -m services.demo.training --out models/demo-glm4v --minutes 25
+    python -m services.demo.training --out models/demo-glm4v --steps 6000
 
 Next-token loss on the answer plus its stop token, an auxiliary image objective (`image_probe`), a
-curriculum (`curriculum`), a higher learning rate for the vision tower and merger, and a held-out accuracy
-curve from the first minutes: a flat curve means the image path is dead, whatever the loss says.
+curriculum (`curriculum`), a learning rate of its own for the vision tower and merger (`--vision-lr-scale`),
+and a held-out accuracy curve from the first minutes: a flat curve means the image path is dead, whatever
+the loss says.
 """
 
 from __future__ import annotations
