@@ -29,8 +29,10 @@ from loadtest.scenarios import Scenario
 from loadtest.summary import summary_table
 from loadtest.targets import TARGETS_FILE, Profile, load_profiles
 from loadtest.verdict import Check, checks
+from loadtest.warm_up import WarmUpFailed, warm_up
 
 REPORTS = ROOT / "loadtest" / "reports"
+WARM_UP_TIMEOUT_S = 120  # the decoder's replica may still be loading its model when /health answers
 Judged = list[tuple[ScenarioResult, list[Check]]]
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         with _server(args, profile, out) as url:
             for phase in phases(profile):
                 run_phase(phase, url, profile, out)
-    except (StackError, LocustError, httpx.HTTPError) as error:
+    except (StackError, WarmUpFailed, LocustError, httpx.HTTPError) as error:
         _say(f"loadtest: error: {error}", sys.stderr)
         return 2
     missed = report(args.profile, profile, out)
@@ -96,9 +98,11 @@ def _server(args: argparse.Namespace, profile: Profile, out: Path) -> Iterator[s
     if args.url is not None:
         url = args.url.rstrip("/")
         httpx.get(f"{url}/health", timeout=10).raise_for_status()
+        warm_up(url, WARM_UP_TIMEOUT_S)
         yield url
         return
     with LocalStack(args.model or _tiny_model(), profile.local_stack, out / "stack.log") as url:
+        warm_up(url, WARM_UP_TIMEOUT_S)
         yield url
 
 

@@ -1,5 +1,6 @@
 """A stand-in for flashvqa's HTTP API whose behaviour the tests choose: JSON answers, refusals and
-silence in turn, and SSE streams whose first text comes a known time after the first chunk."""
+silence in turn, and SSE streams whose first text comes a known time after the first chunk (after a chosen
+number of streams refused with 503, as a stack still starting refuses them)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         if self.headers["content-type"] == "application/json" and json.loads(body).get("stream"):
-            self._stream()
+            if self.server.refuse_stream():
+                self._send(503, b'{"error": {"message": "starting", "type": "server_error"}}')
+            else:
+                self._stream()
             return
         match self.server.next_reply():
             case Reply.ANSWER:
@@ -79,20 +83,27 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, replies: list[Reply]) -> None:
+    def __init__(self, replies: list[Reply], refused_streams: int) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self._lock = threading.Lock()
         self._cycle = itertools.cycle(replies)
+        self.refused_streams = refused_streams  # streams still to refuse
 
     def next_reply(self) -> Reply:
         with self._lock:
             return next(self._cycle)
 
+    def refuse_stream(self) -> bool:
+        with self._lock:
+            self.refused_streams -= 1
+            return self.refused_streams >= 0
+
 
 @contextmanager
-def fake_flashvqa(replies: list[Reply]) -> Iterator[str]:
-    """Yields the base URL; non-streaming requests get `replies` in turn (HTTP/1.0: one per connection)."""
-    server = _Server(replies)
+def fake_flashvqa(replies: list[Reply], refused_streams: int = 0) -> Iterator[str]:
+    """Yields the base URL; non-streaming requests get `replies` in turn (HTTP/1.0: one per connection),
+    the first `refused_streams` streaming requests a 503."""
+    server = _Server(replies, refused_streams)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -34,6 +34,16 @@ def test_the_ci_profile_is_short() -> None:
     assert sum(targets.users for targets in ci.steady.values()) + ci.overload.users <= 40
 
 
+def test_the_ci_stack_refuses_only_the_overload() -> None:
+    """Serve refuses a call once `max_queued_requests` calls are being routed, however briefly: that
+    queue must hold every steady user, and the decoder as a whole fewer than the overload's users."""
+    ci = load_profiles()[CI]
+    decoder = ci.local_stack["decoder"]
+    steady_users = sum(targets.users for targets in ci.steady.values())
+    assert decoder["max_queued_requests"] >= steady_users
+    assert decoder["max_num_seqs"] + decoder["max_waiting"] + decoder["max_queued_requests"] < ci.overload.users
+
+
 def test_overload_targets_outside_their_phase_are_refused(tmp_path: Path) -> None:
     broken = TARGETS_FILE.read_text().replace("    steady:\n", "    steady:\n      overload: {users: 1}\n", 1)
     (tmp_path / "targets.yaml").write_text(broken)
