@@ -200,9 +200,9 @@ class TestServing:
             model=server.model, messages=_openai_messages("Go on.", [_png(64, 64, seed=5)]),  # type: ignore[arg-type]
             max_tokens=3000, temperature=0, stream=True, extra_body={"ignore_eos": True},
         )
-        for index, _ in enumerate(stream):
-            if index == 3:
-                break
+        # The role chunk comes with the first token; the random model's text may come only at the end (its
+        # bytes rarely complete a character, and the detokenizer holds them back), so stop at the first chunk.
+        next(iter(stream))
         stream.close()
         stats = _decoder_stats(wait_for_aborted=before + 1)
         assert stats["num_aborted"] == before + 1

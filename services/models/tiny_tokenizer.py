@@ -78,7 +78,11 @@ def training_corpus() -> list[str]:
 def build_tokenizer(family: ModelFamily, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
     """Train the BPE on the corpus and add `family`'s special tokens after the learnt vocabulary."""
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # One token per digit, as Qwen2's tokenizer does: numbers stay compositional, so a small model can read
+    # a price digit by digit instead of learning a token for every amount.
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -23,7 +23,7 @@ from tests.safety.images import shapes_open_nsfw_misreads
 from tests.waiting import wait_until_idle
 
 # Words the tiny random model (seed 0) says when asked this: an operator's term that its answers trip.
-ANSWER_TERM = "紫色的正方形"
+ANSWER_TERM = "总金额"
 LONG_ANSWER = {"max_tokens": 40, "ignore_eos": True, "temperature": 0}
 
 

@@ -64,6 +64,12 @@ class TestLoadsLikeTheRealModel:
         text = "这是什么品牌? Is this a travel expense? 収据 ñ 😀 \t\n{\"a\": 1}"
         assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text
 
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_numbers_are_one_token_per_digit(self, family: str, tiny_model_dirs: dict[str, Path]) -> None:
+        tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs[family])
+        pieces = tokenizer.convert_ids_to_tokens(tokenizer.encode("128.50", add_special_tokens=False))
+        assert pieces == ["1", "2", "8", ".", "5", "0"]
+
 
 class TestGlmChatTemplate:
     """GLM-4.6V-Flash's template: `[gMASK]<sop>`, roles, and the thinking switch."""

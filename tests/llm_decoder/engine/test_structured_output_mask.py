@@ -90,7 +90,7 @@ class TestBatchedMask:
     ) -> None:
         in_string = _after(receipt, '{"city":"北京","total":12,"note":"', tokenizer)
         allowed = _allowed(TokenMasker(vocab_size), in_string, vocab_size)
-        assert len(allowed) > 1000
+        assert len(allowed) > len(tokenizer) // 2  # text of any kind: most of the vocabulary
         assert not allowed & set(tokenizer.all_special_ids)
         assert max(allowed) < len(tokenizer)
         # JSON strings escape control characters; the byte-level vocabulary holds all of them raw.
