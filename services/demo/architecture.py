@@ -17,16 +17,20 @@ from services.models.tiny_model import build_tiny_model
 
 @dataclass(frozen=True)
 class DemoDims:
-    # Head size 16 as in the tiny test model, so its M-RoPE sections carry over unchanged.
     text_hidden: int = 128
     text_layers: int = 3
-    text_heads: int = 8
+    text_heads: int = 4
     text_kv_heads: int = 2
     text_intermediate: int = 256
     vision_hidden: int = 64
     vision_depth: int = 2
     vision_heads: int = 4
     vision_intermediate: int = 128
+    # M-RoPE gives image rows and columns their own rotary frequencies. With the real model's theta
+    # (500k) and a small head, the row and column frequencies turn less than a degree across the picture's
+    # six tokens, and the decoder cannot tell one place from another: a total is then unreadable.
+    rope_theta: float = 10.0
+    mrope_section: tuple[int, int, int] = (2, 3, 3)  # (t, h, w) rotary pairs: a quarter of the head size
 
 
 def new_demo_model(dims: DemoDims, seed: int) -> tuple[Glm4vForConditionalGeneration, Any, GenerationConfig]:
@@ -36,13 +40,14 @@ def new_demo_model(dims: DemoDims, seed: int) -> tuple[Glm4vForConditionalGenera
         config = AutoConfig.from_pretrained(template)
         processor = AutoProcessor.from_pretrained(template)
         generation_config = GenerationConfig.from_pretrained(template)
-    assert config.text_config.hidden_size // config.text_config.num_attention_heads == (
-        dims.text_hidden // dims.text_heads
-    ), "the template's mrope_section assumes its head size"
+    assert sum(dims.mrope_section) * 4 == dims.text_hidden // dims.text_heads, "GLM rotates half of each head"
     text, vision = config.text_config, config.vision_config
     text.hidden_size, text.num_hidden_layers = dims.text_hidden, dims.text_layers
     text.num_attention_heads, text.num_key_value_heads = dims.text_heads, dims.text_kv_heads
     text.intermediate_size = dims.text_intermediate
+    text.rope_parameters = {
+        **text.rope_parameters, "rope_theta": dims.rope_theta, "mrope_section": list(dims.mrope_section),
+    }
     vision.hidden_size, vision.depth, vision.num_heads = dims.vision_hidden, dims.vision_depth, dims.vision_heads
     vision.intermediate_size, vision.out_hidden_size = dims.vision_intermediate, dims.text_hidden
     torch.manual_seed(seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
@@ -53,12 +53,17 @@ def split_of(scene: Scene) -> Split:
     return Split.HELDOUT if int.from_bytes(digest, "big") % 100 < HELDOUT_PERCENT else Split.TRAIN
 
 
-def samples(split: Split, seed: int, kinds: Iterable[QuestionKind] = tuple(QuestionKind)) -> Iterator[Sample]:
-    """An endless stream of `split`'s samples, kinds and languages drawn uniformly."""
+def samples(
+    split: Split, seed: int, kinds: Iterable[QuestionKind] = tuple(QuestionKind),
+    weights: Mapping[QuestionKind, float] | None = None,
+) -> Iterator[Sample]:
+    """An endless stream of `split`'s samples: kinds drawn in proportion to `weights` (default: uniformly),
+    languages uniformly."""
     rng = random.Random(f"flashvqa-demo:{seed}:{split.value}")
     kind_choices = tuple(kinds)
+    kind_weights = [weights[kind] if weights else 1.0 for kind in kind_choices]
     while True:
-        kind = rng.choice(kind_choices)
+        (kind,) = rng.choices(kind_choices, kind_weights)
         language = rng.choice(LANGUAGES)
         scene = _SCENE_FOR_KIND[kind](rng)
         if split_of(scene) is split:

@@ -30,6 +30,12 @@ class TestDeterminism:
         assert _first(Split.TRAIN, 3, 40) != _first(Split.TRAIN, 4, 40)
 
 
+def test_kinds_are_drawn_in_proportion_to_their_weights() -> None:
+    weights = {QuestionKind.COLOUR: 1.0, QuestionKind.TOTAL: 4.0}
+    drawn = Counter(s.question.kind for s in islice(samples(Split.TRAIN, 0, list(weights), weights), 1000))
+    assert 3.0 < drawn[QuestionKind.TOTAL] / drawn[QuestionKind.COLOUR] < 5.5
+
+
 class TestHeldoutSplit:
     """No held-out picture is ever drawn for training, whatever the seed."""
 

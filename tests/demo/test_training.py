@@ -12,7 +12,7 @@ import torch
 from services.cli import main
 from services.demo.architecture import DemoDims, new_demo_model
 from services.demo.batching import IGNORE, make_batch
-from services.demo.curriculum import kinds_at
+from services.demo.curriculum import DRAW_WEIGHTS, kinds_at
 from services.demo.dataset import Sample, Split, samples
 from services.demo.image_probe import ATTRIBUTES, probe_targets
 from services.demo.questions import QuestionKind
@@ -53,6 +53,17 @@ class TestBatches:
 def test_curriculum_starts_with_colour_and_shape_and_ends_with_everything() -> None:
     assert set(kinds_at(0.0)) == {QuestionKind.COLOUR, QuestionKind.SHAPE}
     assert set(kinds_at(1.0)) == set(QuestionKind)
+    assert set(DRAW_WEIGHTS) == set(QuestionKind)
+
+
+def test_image_rows_and_columns_get_rotary_frequencies_that_turn_across_the_picture() -> None:
+    """Reading a total means telling one image token's place from its neighbour's: M-RoPE's row and column
+    frequencies must turn a usable angle per token (theta 500k with a 16-wide head gave under 0.002 rad)."""
+    model, _, _ = new_demo_model(DemoDims(), seed=0)
+    inverse_frequencies = model.model.language_model.rotary_emb.inv_freq
+    t, h, w = DemoDims().mrope_section
+    assert len(inverse_frequencies) == t + h + w
+    assert inverse_frequencies[t:].max() > 0.3 and inverse_frequencies[t + h:].max() > 0.2
 
 
 def test_probe_reads_each_digit_of_the_total() -> None:
