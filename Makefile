@@ -2,15 +2,15 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_MODEL := models/tiny-glm4v
 
 .PHONY: serve ask test bench venv
 
-serve: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
-	$(BIN)/flashvqa serve --model $(DEMO_MODEL) --port 8000
+# Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
+serve: $(BIN)/flashvqa
+	$(BIN)/flashvqa serve --port 8000
 
-ask: $(BIN)/flashvqa $(DEMO_MODEL)/config.json
-	$(BIN)/flashvqa ask --model $(DEMO_MODEL) --image examples/images/receipt.png "Is this a travel expense?"
+ask: $(BIN)/flashvqa
+	$(BIN)/flashvqa ask --image examples/images/receipt.png "Is this a travel expense?"
 
 bench: $(BIN)/flashvqa
 	$(BIN)/python -m bench.serving_benchmark
@@ -25,6 +25,3 @@ $(BIN)/flashvqa: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
-
-$(DEMO_MODEL)/config.json: | $(BIN)/flashvqa
-	$(BIN)/flashvqa build-tiny-model --family glm4v --out $(DEMO_MODEL)

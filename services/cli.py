@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from services.demo.shipped import DEMO_MODEL
 from services.models.tiny_model import SIZES, build_tiny_model, describe
-
-DEFAULT_HOME = Path(os.environ.get("FLASHVQA_HOME", Path.home() / ".cache" / "flashvqa"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=_build_tiny_model)
 
     ask = commands.add_parser("ask", help="answer a question about an image, in this process")
-    ask.add_argument("--model", type=Path, required=True, help="a model directory (GLM-4.6V-Flash or tiny)")
+    ask.add_argument("--model", type=Path, default=DEMO_MODEL, help="a model directory (default: the demo model)")
     ask.add_argument("--image", type=Path, required=True)
     ask.add_argument("--max-tokens", type=int, default=128)
     ask.add_argument("--thinking", action="store_true", help="let GLM think before answering")
@@ -41,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.set_defaults(handler=_ask)
 
     evaluate = commands.add_parser("eval-demo", help="held-out exact-match accuracy on the synthetic demo questions")
-    evaluate.add_argument("--model", type=Path, required=True, help="a model directory")
+    evaluate.add_argument("--model", type=Path, default=DEMO_MODEL, help="a model directory (default: the demo model)")
     evaluate.add_argument("--per-group", type=int, default=100, help="held-out questions per kind and language")
     evaluate.add_argument("--seed", type=int, default=0, help="which held-out questions to draw")
     evaluate.set_defaults(handler=_eval_demo)
@@ -50,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     hash_key.set_defaults(handler=_hash_api_key)
 
     serve = commands.add_parser("serve", help="run encoder, decoder and gateway on a local Ray (Ctrl-C stops)")
-    serve.add_argument("--model", type=Path, help=f"a model directory (default: a tiny GLM model in {DEFAULT_HOME})")
+    serve.add_argument("--model", type=Path, default=DEMO_MODEL, help="a model directory (default: the demo model)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--device", help="torch device, e.g. cuda:0 (default: CUDA if present, else CPU)")
@@ -113,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
     from services.local_server import serve_until_signalled
     from services.serve_config import load_application, local_args
 
-    model = args.model or _default_model()
+    model = args.model
     if not (model / "config.json").is_file():
         return _fail(f"{model} is not a model directory (no config.json)")
     # Ray echoes the replicas' output (request log lines included) here: a line at a time, also into a pipe.
@@ -128,14 +126,6 @@ def _serve(args: argparse.Namespace) -> int:
     application = load_application().with_args(local_args(model, args.device, args.api_keys_file))
     serve_until_signalled(application, args.host, args.port, announce)
     return 0
-
-
-def _default_model() -> Path:
-    """The embedded default: a tiny GLM-4.6V-architecture model, built on first use."""
-    model = DEFAULT_HOME / "tiny-glm4v"
-    if not (model / "config.json").is_file():
-        build_tiny_model("glm4v", model)
-    return model
 
 
 def _fail(message: str) -> int:

@@ -86,7 +86,7 @@ class TestAsking:
         _set_max_tokens(page, "12")
         page.set_input_files("#image-input", str(RECEIPT))
         page.wait_for_selector("#preview:not([hidden])")
-        assert "360×480" in page.text_content("#image-info")
+        assert "168×168" in page.text_content("#image-info")
 
         page.fill("#question", "Is this a travel expense?")
         page.press("#question", "Enter")
