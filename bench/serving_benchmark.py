@@ -1,11 +1,16 @@
 """Serving benchmark: the split app (Ray Serve: gateway, encoder, decoder) at concurrency 1, 4 and 16,
 and the same model whole in one process at concurrency 1, measured in one run.
 
-    .venv/bin/python -m bench.serving_benchmark [--requests-per-level 16] [--max-tokens 64]   (from the repository root)
+    .venv/bin/python -m bench.serving_benchmark [--rounds 6] [--requests-per-level 16] [--max-tokens 64]
 
-Prints requests/s, output tokens/s, P50/P99 time to first token and per output token, then
+Both servers run side by side, and the one not being measured is paused (SIGSTOP to its whole session).
+Concurrency 1 is measured in rounds that alternate between them (the same pictures for both in a round,
+the order swapped every round), so that the shared host's slow swings fall on both alike; the split's
+overhead is the median of the rounds' paired ratios. Prints requests/s, output tokens/s, P50/P99 time to
+first token and per output token, then
 (a) continuous batching: tokens/s at concurrency 16 / tokens/s at concurrency 1 (target >= 4x) and
-(b) the split's added latency at concurrency 1 against one process (target <= 10% of end to end).
+(b) the split's added latency at concurrency 1 against one process (target <= 10% of end to end),
+and the CPU the paused Ray stack used while the one-process baseline ran (about 0: the pause works).
 Results also go to bench/results/serving.json.
 """
 
@@ -14,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.serving_load import ROOT, LevelResult, Server, model_dir, run_level
+from bench.serving_load import ROOT, LevelResult, Server, model_dir, run_level, session_cpu_seconds
 from loadtest.server_process import free_port
 
 RESULTS = ROOT / "bench" / "results"
@@ -27,47 +34,68 @@ RESULTS = ROOT / "bench" / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "small"], default="small")
-    parser.add_argument("--requests-per-level", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=6, help="alternating split/one-process rounds at concurrency 1")
+    parser.add_argument("--requests-per-round", type=int, default=8)
+    parser.add_argument("--requests-per-level", type=int, default=16, help="at each concurrency above 1")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16], help="levels above 1")
     args = parser.parse_args()
     model = model_dir(args.size)
     flashvqa = str(Path(sys.executable).parent / "flashvqa")
-    results: list[LevelResult] = []
-
-    port = free_port()
-    with Server([flashvqa, "serve", "--model", str(model), "--port", str(port)], port) as split:
+    split_port, whole_port = free_port(), free_port()
+    with (Server([flashvqa, "serve", "--model", str(model), "--port", str(split_port)], split_port) as split,
+          Server([sys.executable, "bench/in_process_server.py", str(model), str(whole_port)], whole_port) as whole):
+        rounds: list[dict[str, LevelResult]] = []
+        idle_ray_cpu_s = baseline_wall_s = 0.0
+        for index in range(args.rounds):
+            order = [("split", split), ("one-process", whole)]
+            measured: dict[str, LevelResult] = {}
+            for backend, server in order if index % 2 == 0 else order[::-1]:
+                other = whole if server is split else split
+                ray_cpu_before, started = session_cpu_seconds(split.process.pid), time.perf_counter()
+                with other.paused():
+                    measured[backend] = asyncio.run(run_level(server.url, backend, 1, args.requests_per_round,
+                                                              args.max_tokens, seed=1000 * index))
+                if backend == "one-process":
+                    idle_ray_cpu_s += session_cpu_seconds(split.process.pid) - ray_cpu_before
+                    baseline_wall_s += time.perf_counter() - started
+                _print(measured[backend], f"round {index + 1}")
+            rounds.append(measured)
+        higher = []
         for concurrency in args.concurrency:
             requests = max(args.requests_per_level, 2 * concurrency)
-            results.append(asyncio.run(run_level(split.url, "split", concurrency, requests, args.max_tokens, 0)))
-            _print(results[-1])
-    port = free_port()
-    with Server([sys.executable, "bench/in_process_server.py", str(model), str(port)], port) as whole:
-        results.append(asyncio.run(run_level(whole.url, "one-process", 1, args.requests_per_level,
-                                              args.max_tokens, 0)))
-        _print(results[-1])
+            with whole.paused():
+                higher.append(asyncio.run(run_level(split.url, "split", concurrency, requests, args.max_tokens, 0)))
+            _print(higher[-1], "")
 
-    split = {r.concurrency: r for r in results if r.backend == "split"}
-    baseline = next(r for r in results if r.backend == "one-process")
-    summary = {"model": model.name, "max_tokens": args.max_tokens, "levels": [asdict(r) for r in results]}
-    if 1 in split and max(split) > 1:
-        top = max(split)
-        ratio = split[top].output_tokens_per_s / split[1].output_tokens_per_s
-        summary[f"batching_ratio_c{top}_vs_c1"] = ratio
-        _say(f"(a) continuous batching: {ratio:.2f}x output tokens/s at concurrency {top} vs 1 (target >= 4x)")
-    if 1 in split:
-        overhead = (split[1].e2e_p50_ms - baseline.e2e_p50_ms) / baseline.e2e_p50_ms
-        ttft_added = split[1].ttft_p50_ms - baseline.ttft_p50_ms
-        summary["split_overhead_e2e_fraction_c1"] = overhead
-        summary["split_added_ttft_ms_c1"] = ttft_added
-        _say(f"(b) split overhead at concurrency 1: {overhead * 100:+.1f}% of end-to-end p50 "
-             f"({ttft_added:+.1f} ms on TTFT p50) (target <= 10%)")
+    overheads = [(r["split"].e2e_p50_ms - r["one-process"].e2e_p50_ms) / r["one-process"].e2e_p50_ms for r in rounds]
+    ttft_added = [r["split"].ttft_p50_ms - r["one-process"].ttft_p50_ms for r in rounds]
+    c1_tokens_per_s = statistics.median(r["split"].output_tokens_per_s for r in rounds)
+    top = max(higher, key=lambda r: r.concurrency)
+    ratio = top.output_tokens_per_s / c1_tokens_per_s
+    overhead = statistics.median(overheads)
+    idle_share = idle_ray_cpu_s / baseline_wall_s
+    _say(f"(a) continuous batching: {ratio:.2f}x output tokens/s at concurrency {top.concurrency} vs 1 "
+         f"(median round at 1: {c1_tokens_per_s:.1f} tok/s) (target >= 4x)")
+    _say(f"(b) split overhead at concurrency 1: {overhead * 100:+.1f}% of end-to-end p50, median of {len(rounds)} "
+         f"paired rounds (each: {', '.join(f'{o * 100:+.1f}%' for o in overheads)}); "
+         f"{statistics.median(ttft_added):+.1f} ms on TTFT p50 (target <= 10%)")
+    _say(f"    the paused Ray stack used {idle_share * 100:.1f}% of one core while the one-process baseline ran")
+    summary = {
+        "model": model.name, "max_tokens": args.max_tokens,
+        "rounds_c1": [{name: asdict(level) for name, level in r.items()} for r in rounds],
+        "levels": [asdict(r) for r in higher],
+        f"batching_ratio_c{top.concurrency}_vs_c1": ratio,
+        "split_overhead_e2e_fraction_c1": overhead, "split_overhead_per_round": overheads,
+        "split_added_ttft_ms_c1": statistics.median(ttft_added),
+        "idle_ray_cpu_share_during_baseline": idle_share,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(summary, indent=2))
 
 
-def _print(result: LevelResult) -> None:
-    _say(f"{result.backend:>11} c={result.concurrency:<3} {result.requests_per_s:6.2f} req/s "
+def _print(result: LevelResult, label: str) -> None:
+    _say(f"{label:>8} {result.backend:>11} c={result.concurrency:<3} {result.requests_per_s:6.2f} req/s "
          f"{result.output_tokens_per_s:7.1f} tok/s  TTFT p50 {result.ttft_p50_ms:7.1f} "
          f"p99 {result.ttft_p99_ms:7.1f} ms  TPOT p50 {result.tpot_p50_ms:6.1f} p99 {result.tpot_p99_ms:6.1f} ms")
 
