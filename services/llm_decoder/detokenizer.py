@@ -11,6 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 _INCOMPLETE = "\ufffd"
+# A UTF-8 character is at most 4 bytes and a token carries at least one: a character still incomplete
+# starts in the last 3 held tokens. Bytes before those that decode to U+FFFD never will complete (a sampled
+# stray continuation byte), and are released as the replacement character rather than held to the end.
+_MAX_CHARACTER_TOKENS = 4
 
 
 class IncrementalDetokenizer:
@@ -25,12 +29,31 @@ class IncrementalDetokenizer:
         """Append one token; return the text it completes (often "", sometimes several characters)."""
         self.token_ids.append(token_id)
         released = self._decode(self._prefix_offset, self._read_offset)
-        current = self._decode(self._prefix_offset, len(self.token_ids))
-        if len(current) <= len(released) or current.endswith(_INCOMPLETE):
+        end = self._release_end(len(released))
+        if end is None:
             return ""
+        current = self._decode(self._prefix_offset, end)
         self._prefix_offset = self._read_offset
-        self._read_offset = len(self.token_ids)
+        self._read_offset = end
         return current[len(released) :]
+
+    def _release_end(self, released_length: int) -> int | None:
+        """How far the held tokens can be released: all of them once they end on a whole character; when
+        more are held than one character can span, up to the last whole character, or else all but the
+        last tokens that may still start one. None: keep holding."""
+        total = len(self.token_ids)
+        if self._completes(total, released_length):
+            return total
+        if total - self._read_offset <= _MAX_CHARACTER_TOKENS:
+            return None
+        for end in range(total - 1, self._read_offset, -1):
+            if self._completes(end, released_length):
+                return end
+        return total - (_MAX_CHARACTER_TOKENS - 1)
+
+    def _completes(self, end: int, released_length: int) -> bool:
+        text = self._decode(self._prefix_offset, end)
+        return len(text) > released_length and not text.endswith(_INCOMPLETE)
 
     def flush(self) -> str:
         """Whatever is still held back (an answer that ends mid-character keeps its replacement mark)."""

@@ -39,3 +39,17 @@ def test_special_tokens_are_not_shown(tokenizer: object) -> None:
     special = tokenizer.convert_tokens_to_ids("<|begin_of_box|>")  # type: ignore[attr-defined]
     ids = [special, *tokenizer.encode("ok", add_special_tokens=False)]  # type: ignore[attr-defined]
     assert "".join(detokenizer.add(token_id) for token_id in ids) + detokenizer.flush() == "ok"
+
+
+def test_bytes_that_can_never_complete_a_character_are_not_held_to_the_end(tokenizer: object) -> None:
+    """A sampled run of stray continuation bytes (a random model emits them) streams as replacement
+    characters within a few tokens, and a real character after them still comes out whole."""
+    stray = tokenizer.convert_tokens_to_ids("±")  # type: ignore[attr-defined]  # 0xB1, a continuation byte
+    character = [tokenizer.convert_tokens_to_ids(piece) for piece in ["æ", "±", "ī"]]  # type: ignore[attr-defined]
+    detokenizer = IncrementalDetokenizer(tokenizer)
+    deltas = [detokenizer.add(stray) for _ in range(20)]
+    released = "".join(deltas)
+    assert set(released) == {"\ufffd"} and len(released) >= 20 - 4  # the last few may yet start a character
+    deltas += [detokenizer.add(token_id) for token_id in character] + [detokenizer.flush()]
+    assert "".join(deltas) == "\ufffd" * 20 + "汉"
+    assert "汉" in deltas[-2] or "汉" in deltas[-1]
