@@ -29,31 +29,28 @@ class IncrementalDetokenizer:
         """Append one token; return the text it completes (often "", sometimes several characters)."""
         self.token_ids.append(token_id)
         released = self._decode(self._prefix_offset, self._read_offset)
-        end = self._release_end(len(released))
-        if end is None:
+        releasable = self._releasable(len(released))
+        if releasable is None:
             return ""
-        current = self._decode(self._prefix_offset, end)
+        end, text = releasable
         self._prefix_offset = self._read_offset
         self._read_offset = end
-        return current[len(released) :]
+        return text[len(released) :]
 
-    def _release_end(self, released_length: int) -> int | None:
-        """How far the held tokens can be released: all of them once they end on a whole character; when
-        more are held than one character can span, up to the last whole character, or else all but the
-        last tokens that may still start one. None: keep holding."""
+    def _releasable(self, released_length: int) -> tuple[int, str] | None:
+        """(end, window text up to it) of what can be released: all held tokens once they end on a whole
+        character; when more are held than one character can span, up to the last whole character, or else
+        all but the last tokens that may still start one. None: keep holding."""
         total = len(self.token_ids)
-        if self._completes(total, released_length):
-            return total
-        if total - self._read_offset <= _MAX_CHARACTER_TOKENS:
+        held_too_long = total - self._read_offset > _MAX_CHARACTER_TOKENS
+        for end in range(total, self._read_offset, -1) if held_too_long else (total,):
+            text = self._decode(self._prefix_offset, end)
+            if len(text) > released_length and not text.endswith(_INCOMPLETE):
+                return end, text
+        if not held_too_long:
             return None
-        for end in range(total - 1, self._read_offset, -1):
-            if self._completes(end, released_length):
-                return end
-        return total - (_MAX_CHARACTER_TOKENS - 1)
-
-    def _completes(self, end: int, released_length: int) -> bool:
-        text = self._decode(self._prefix_offset, end)
-        return len(text) > released_length and not text.endswith(_INCOMPLETE)
+        end = total - (_MAX_CHARACTER_TOKENS - 1)
+        return end, self._decode(self._prefix_offset, end)
 
     def flush(self) -> str:
         """Whatever is still held back (an answer that ends mid-character keeps its replacement mark)."""
