@@ -11,7 +11,6 @@ when the server requires keys."""
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import time
 from functools import cache
@@ -22,7 +21,7 @@ from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
 
 from loadtest.images import ImageSize, TestImage, picture
-from loadtest.payloads import FOLLOW_UPS, QUESTIONS, answer_text, chat_body, user_message, vqa_form
+from loadtest.payloads import FOLLOW_UPS, QUESTIONS, answer_text, auth_headers, chat_body, user_message, vqa_form
 from loadtest.scenarios import TTFT, Scenario
 from loadtest.sse import SSEStream, carries_text
 
@@ -68,10 +67,7 @@ class FlashVQAUser(FastHttpUser):
     @property
     def headers(self) -> dict[str, str]:
         # The server's deadline matches ours, so it frees the sequence of a request we stopped waiting for.
-        headers = {"x-request-timeout": str(self.network_timeout)}
-        if key := os.environ.get("FLASHVQA_API_KEY"):
-            headers["authorization"] = f"Bearer {key}"
-        return headers
+        return {"x-request-timeout": str(self.network_timeout)} | auth_headers()
 
     def ask(self, messages: list[dict[str, Any]], name: str | None = None) -> str | None:
         """A JSON chat completion; its answer, or None after a failure (already reported)."""

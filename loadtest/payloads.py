@@ -4,6 +4,7 @@ multipart form of /v1/vqa."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from urllib3 import encode_multipart_formdata
@@ -19,6 +20,12 @@ QUESTIONS = (
     "What brand is this product?",
 )
 FOLLOW_UPS = ("Are you sure?", "用中文再说一遍。", "What else is in the picture?")
+
+
+def auth_headers() -> dict[str, str]:
+    """The API key of `$FLASHVQA_API_KEY` as a bearer token, when the server requires keys."""
+    key = os.environ.get("FLASHVQA_API_KEY")
+    return {"authorization": f"Bearer {key}"} if key else {}
 
 
 def user_message(image: TestImage, question: str) -> dict[str, Any]:

@@ -8,13 +8,12 @@ costs (the first torch forward, the first routing probes) outside the measured p
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 
 from loadtest.images import picture
-from loadtest.payloads import chat_body, user_message
+from loadtest.payloads import auth_headers, chat_body, user_message
 from loadtest.sse import SSEStream
 
 RETRY_STATUSES = (429, 503)  # refusals of a stack still starting: try again
@@ -27,9 +26,7 @@ class WarmUpFailed(RuntimeError):
 def warm_up(url: str, timeout_s: float, max_tokens: int = 4) -> None:
     """Until one streamed image question is answered to `[DONE]`; refusals are retried until `timeout_s`."""
     body = chat_body([user_message(picture(0), "What is the total on this receipt?")], max_tokens, stream=True)
-    headers = {"content-type": "application/json"}
-    if key := os.environ.get("FLASHVQA_API_KEY"):
-        headers["authorization"] = f"Bearer {key}"
+    headers = {"content-type": "application/json"} | auth_headers()
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
