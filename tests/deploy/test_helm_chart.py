@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import helm_python
@@ -10,6 +14,7 @@ import kubernetes_validate
 import pytest
 
 from services.app_builder import AppArgs
+from services.demo.shipped import DEMO_MODEL
 from tests.deploy import manifests
 from tests.deploy.checks import check_objects, ray_resources
 
@@ -90,7 +95,7 @@ def test_single_gpu_shares_one_gpu_between_encoder_and_decoder(chart_renders: Re
     assert volume == {"name": "model", "hostPath": {"path": "/srv/models", "type": "Directory"}}
 
 
-def test_cpu_only_builds_the_demo_model_and_asks_for_no_gpu(chart_renders: Rendered) -> None:
+def test_cpu_only_installs_the_demo_model_and_asks_for_no_gpu(chart_renders: Rendered) -> None:
     docs = manifests.objects(chart_renders["cpu-only"])
     (rayservice,) = manifests.find(docs, "RayService")
     assert "nvidia.com/gpu" not in str(rayservice)
@@ -98,6 +103,24 @@ def test_cpu_only_builds_the_demo_model_and_asks_for_no_gpu(chart_renders: Rende
         assert [container["name"] for container in pod["initContainers"]] == ["model-demo"]
     (secret,) = manifests.find(docs, "Secret")  # the generated Redis password
     assert secret["metadata"]["name"] == "flashvqa-redis"
+
+
+def test_the_demo_init_container_installs_the_trained_model_once(chart_renders: Rendered, tmp_path: Path) -> None:
+    """Its script, run here as the pod would run it (the image's python on PATH), copies the shipped weights."""
+    (rayservice,) = manifests.find(manifests.objects(chart_renders["cpu-only"]), "RayService")
+    (init,) = next(iter(manifests.containers(rayservice)))[1]["initContainers"]
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                   "MODEL_PATH": str(tmp_path / "glm4v-demo")}
+
+    def run_init() -> str:
+        return subprocess.run([*init["command"], *init["args"]], env=environment, check=True, capture_output=True,
+                              text=True, cwd=tmp_path).stdout
+
+    run_init()
+    installed = tmp_path / "glm4v-demo"
+    for shipped in DEMO_MODEL.iterdir():
+        assert (installed / shipped.name).read_bytes() == shipped.read_bytes()
+    assert "holds a model" in run_init()  # a restarted pod keeps what its volume holds
 
 
 def test_the_model_download_is_opt_in() -> None:

@@ -44,7 +44,7 @@ def test_the_chart_deploys_what_flashvqa_serve_deploys(
 ) -> None:
     deployed: list[ServeApplication] = []
     monkeypatch.setattr(local_server, "serve_until_signalled", lambda application, *_: deployed.append(application))
-    model = tmp_path / "tiny-glm4v"
+    model = tmp_path / "glm4v-demo"
     model.mkdir()
     (model / "config.json").write_text("{}")
     assert main(["serve", "--model", str(model)]) == 0
@@ -59,7 +59,7 @@ def test_the_chart_deploys_what_flashvqa_serve_deploys(
         local.import_path,
     )
     assert _without_environment(cluster["args"]) == _without_environment(local.args)
-    assert cluster["args"]["model"] == "/models/tiny-glm4v"
+    assert cluster["args"]["model"] == "/models/glm4v-demo"
     file = yaml.safe_load((manifests.ROOT / "serve_config.yaml").read_text())
     assert (config["http_options"], config["proxy_location"]) == (file["http_options"], file["proxy_location"])
 

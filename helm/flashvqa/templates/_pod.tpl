@@ -119,7 +119,8 @@
     - |
       set -eu
       if [ -f "$MODEL_PATH/config.json" ]; then echo "flashvqa: $MODEL_PATH holds a model"; exit 0; fi
-      flashvqa build-tiny-model --family glm4v --out "$MODEL_PATH"
+      demo="$(python -c 'from services.demo.shipped import DEMO_MODEL; print(DEMO_MODEL)')"
+      mkdir -p "$MODEL_PATH" && cp -R "$demo/." "$MODEL_PATH"
   env:
     - name: MODEL_PATH
       value: {{ include "flashvqa.modelPath" . | quote }}
