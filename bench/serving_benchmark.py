@@ -1,13 +1,15 @@
 """Serving benchmark: the split app (Ray Serve: gateway, encoder, decoder) at concurrency 1, 4 and 16,
 and the same model whole in one process at concurrency 1, measured in one run.
 
-    .venv/bin/python -m bench.serving_benchmark [--rounds 6] [--requests-per-level 16] [--max-tokens 64]
+    .venv/bin/python -m bench.serving_benchmark [--rounds 6] [--requests-per-user 4] [--max-tokens 64]
 
 Both servers run side by side, and the one not being measured is paused (SIGSTOP to its whole session).
 Concurrency 1 is measured in rounds that alternate between them (the same pictures for both in a round,
 the order swapped every round), so that the shared host's slow swings fall on both alike; the split's
-overhead is the median of the rounds' paired ratios. Prints requests/s, output tokens/s, P50/P99 time to
-first token and per output token, then
+overhead is the median of the rounds' paired ratios. Every request of the run carries a picture of its own,
+so none is answered from the encoder's or the decoder's caches. Prints requests/s, output tokens/s, P50/P99
+time to first token and per output token, where each level's CPU went (milliseconds per request, by process),
+then
 (a) continuous batching: tokens/s at concurrency 16 / tokens/s at concurrency 1 (target >= 4x) and
 (b) the split's added latency at concurrency 1 against one process (target <= 10% of end to end),
 and the CPU the paused Ray stack used while the one-process baseline ran (about 0: the pause works).
@@ -25,10 +27,22 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.serving_load import ROOT, LevelResult, Server, model_dir, run_level, session_cpu_seconds
+from bench.serving_load import (
+    ROOT,
+    LevelResult,
+    Server,
+    model_dir,
+    run_level,
+    session_cpu_by_process,
+    session_cpu_seconds,
+)
 from loadtest.server_process import free_port
 
 RESULTS = ROOT / "bench" / "results"
+# Seeds of the pictures: run_level draws seed, seed + 1, ... (and 10**6 + seed for its warm-up), so these
+# bases keep every round's and every level's pictures apart.
+ROUND_SEEDS = 1_000
+LEVEL_SEEDS = 100_000
 
 
 def main() -> None:
@@ -36,7 +50,8 @@ def main() -> None:
     parser.add_argument("--size", choices=["tiny", "small"], default="small")
     parser.add_argument("--rounds", type=int, default=6, help="alternating split/one-process rounds at concurrency 1")
     parser.add_argument("--requests-per-round", type=int, default=8)
-    parser.add_argument("--requests-per-level", type=int, default=16, help="at each concurrency above 1")
+    parser.add_argument("--requests-per-user", type=int, default=4,
+                        help="at each concurrency above 1: enough that ramp-up and drain are a small part")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16], help="levels above 1")
     args = parser.parse_args()
@@ -55,18 +70,24 @@ def main() -> None:
                 ray_cpu_before, started = session_cpu_seconds(split.process.pid), time.perf_counter()
                 with other.paused():
                     measured[backend] = asyncio.run(run_level(server.url, backend, 1, args.requests_per_round,
-                                                              args.max_tokens, seed=1000 * index))
+                                                              args.max_tokens, seed=ROUND_SEEDS * index))
                 if backend == "one-process":
                     idle_ray_cpu_s += session_cpu_seconds(split.process.pid) - ray_cpu_before
                     baseline_wall_s += time.perf_counter() - started
                 _print(measured[backend], f"round {index + 1}")
             rounds.append(measured)
-        higher = []
-        for concurrency in args.concurrency:
-            requests = max(args.requests_per_level, 2 * concurrency)
+        higher, cpu_by_level = [], []
+        for level, concurrency in enumerate(args.concurrency):
+            requests = args.requests_per_user * concurrency
             with whole.paused():
-                higher.append(asyncio.run(run_level(split.url, "split", concurrency, requests, args.max_tokens, 0)))
+                cpu_before = session_cpu_by_process(split.process.pid)
+                higher.append(asyncio.run(run_level(split.url, "split", concurrency, requests, args.max_tokens,
+                                                    seed=LEVEL_SEEDS * (level + 1))))
+                cpu_by_level.append(_cpu_ms_per_request(cpu_before, session_cpu_by_process(split.process.pid),
+                                                        requests + 1))  # and the level's warm-up request
             _print(higher[-1], "")
+            cpu = ", ".join(f"{name} {ms:.0f}" for name, ms in cpu_by_level[-1].items())
+            _say(f"         CPU per request (ms): {cpu}")
 
     overheads = [(r["split"].e2e_p50_ms - r["one-process"].e2e_p50_ms) / r["one-process"].e2e_p50_ms for r in rounds]
     ttft_added = [r["split"].ttft_p50_ms - r["one-process"].ttft_p50_ms for r in rounds]
@@ -89,9 +110,23 @@ def main() -> None:
         "split_overhead_e2e_fraction_c1": overhead, "split_overhead_per_round": overheads,
         "split_added_ttft_ms_c1": statistics.median(ttft_added),
         "idle_ray_cpu_share_during_baseline": idle_share,
+        "cpu_ms_per_request_by_level": {str(r.concurrency): cpu for r, cpu in zip(higher, cpu_by_level, strict=True)},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(summary, indent=2))
+
+
+def _cpu_ms_per_request(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                        requests: int) -> dict[str, float]:
+    """CPU milliseconds per request by process role, largest first (processes under 1 ms/request left out)."""
+    by_role: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        used = seconds - before.get(pid, (role, 0.0))[1]
+        name = role.removeprefix("ray::ServeReplica:flashvqa:")
+        by_role[name] = by_role.get(name, 0.0) + used * 1000 / requests
+    total = sum(by_role.values())
+    kept = {role: ms for role, ms in sorted(by_role.items(), key=lambda item: -item[1]) if ms >= 1}
+    return {**kept, "total": total}
 
 
 def _print(result: LevelResult, label: str) -> None:

@@ -134,8 +134,21 @@ def _session_stats(session_id: int) -> dict[int, list[str]]:
 
 def session_cpu_seconds(session_id: int) -> float:
     """CPU time (user + system, fields 14 and 15) used so far by the live processes of a session."""
-    ticks = sum(int(fields[11]) + int(fields[12]) for fields in _session_stats(session_id).values())
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(seconds for _, seconds in session_cpu_by_process(session_id).values())
+
+
+def session_cpu_by_process(session_id: int) -> dict[int, tuple[str, float]]:
+    """pid -> (role, CPU seconds used so far) for the live processes of a session. Ray titles its processes
+    by role (`ray::ServeReplica:flashvqa:llm_decoder`, `ray::ProxyActor`), with the running method appended."""
+    processes = {}
+    for pid, fields in _session_stats(session_id).items():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue  # it ended while we looked
+        role = title.split(".", 1)[0] if title.startswith("ray::") else Path(title).name
+        processes[pid] = (role, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return processes
 
 
 def _signal_session(session_id: int, signum: int) -> None:
