@@ -11,6 +11,7 @@ from ray.serve import Application, Deployment
 from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
+from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
 from services.routing.affinity_router import affinity_router_config
@@ -70,6 +71,10 @@ class DecoderArgs(DeploymentArgs):
     max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
     max_prefill_tokens: int = Field(4096, ge=1, description="prompt tokens prefilled per engine step")
     prefix_cache_bytes: int = Field(1 << 30, ge=0, description="KV kept for follow-up questions per replica; 0: off")
+    stream_interval_ms: float = Field(
+        DEFAULT_STREAM_INTERVAL_S * 1000, ge=0,
+        description="least time between two messages of a streamed answer (its first goes at once); 0: every token",
+    )
     autoscaling_config: DecoderAutoscaling | None = Field(  # type: ignore[assignment]
         None, description="scale on sequences held and KV cache used (services/autoscaling); null: num_replicas"
     )
@@ -118,7 +123,8 @@ def build_app(args: dict[str, Any]) -> Application:
         request_router_config=affinity_router_config(max_imbalance=decoder_args.max_num_seqs),
         # Everything the engine holds (running and waiting) is "ongoing" to Serve.
         **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
-    ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads)
+    ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads,
+           decoder_args.stream_interval_ms / 1000)
     gateway_options = GatewayOptions(
         model_name=app_args.model_name, **app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     )

@@ -13,7 +13,7 @@ from services.gateway.app import create_app
 from services.gateway.backends import InProcessBackends
 from services.gateway.gateway import Gateway
 from services.gateway.options import AuthOptions, GatewayOptions
-from services.llm_decoder.async_engine import AsyncLLMEngine
+from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
@@ -29,6 +29,7 @@ def build_in_process_app(
     device: str | None = None,
     cache_bytes: int = 256 << 20,
     redis_url: str | None = None,
+    stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
 ) -> FastAPI:
     configure_tracing("flashvqa")  # one process: every span under one service name
     torch_device = resolve_device(device)
@@ -36,7 +37,7 @@ def build_in_process_app(
 
     encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, default_dtype(torch_device))
-    engine = AsyncLLMEngine(LLMEngine(language, engine_config))
+    engine = AsyncLLMEngine(LLMEngine(language, engine_config), stream_interval_s=stream_interval_s)
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
     app = create_app(Gateway.create(InProcessBackends(encoder, engine), options, redis_url))
     app.state.engine = engine

@@ -52,3 +52,9 @@ def test_encoder_and_decoder_scale_on_their_own_policies() -> None:
 def test_bad_arguments_are_refused(bad: dict) -> None:
     with pytest.raises(ValidationError):
         AppArgs.model_validate(bad)
+
+
+def test_the_decoder_replicas_get_the_stream_interval() -> None:
+    gateway = build_app({"model": "m", "decoder": {"stream_interval_ms": 20}})._bound_deployment
+    _, decoder, _ = gateway.init_args
+    assert decoder._bound_deployment.init_args[-1] == pytest.approx(0.02)

@@ -10,7 +10,7 @@ from ray import serve
 
 from services.autoscaling.signals import KV_CACHE_USAGE, RUNNING_SEQUENCES, WAITING_SEQUENCES
 from services.common.device import default_dtype, resolve_device, set_torch_threads
-from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
+from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine, EngineDeadError
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.traced_generation import generate_traced
@@ -21,13 +21,18 @@ from services.telemetry.replica import replica_name, set_up_replica_telemetry
 @serve.deployment(name="llm_decoder")
 class LLMDecoderDeployment:
     def __init__(
-        self, model_dir: str, engine_config: EngineConfig, device: str | None = None, torch_threads: int | None = None
+        self,
+        model_dir: str,
+        engine_config: EngineConfig,
+        device: str | None = None,
+        torch_threads: int | None = None,
+        stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
     ) -> None:
         set_up_replica_telemetry("flashvqa-llm-decoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         language = LanguageHalf(Path(model_dir), torch_device, default_dtype(torch_device))
-        self._engine = AsyncLLMEngine(LLMEngine(language, engine_config), replica=replica_name())
+        self._engine = AsyncLLMEngine(LLMEngine(language, engine_config), replica_name(), stream_interval_s)
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
-from services.llm_decoder.engine import DecodeRequest, EngineConfig, LLMEngine, QueueFullError, SamplingParams
+from services.llm_decoder.engine import (
+    DecodeRequest,
+    EngineConfig,
+    LLMEngine,
+    QueueFullError,
+    RequestOutput,
+    SamplingParams,
+)
 from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
 
@@ -72,3 +79,36 @@ async def test_a_slow_consumer_gets_the_backlog_in_one_output(language: Language
     assert first.num_output_tokens + len(rest[0].token_ids) == 12
     assert rest[0].finish_reason == "length"
     assert rest[0].num_output_tokens == 12
+
+
+async def test_a_stream_sends_its_first_and_last_output_at_once_and_merges_between(language: LanguageHalf) -> None:
+    # An hour between messages: a stream that waited out its interval before the last output would time out.
+    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)),
+                            stream_interval_s=3600)
+    params = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
+
+    async def collect() -> list[RequestOutput]:
+        request = DecodeRequest("batched", image_question("hi", 0), params)
+        return [output async for output in engine.generate(request, [])]
+
+    outputs = await asyncio.wait_for(collect(), timeout=60)
+    assert [len(output.token_ids) for output in outputs] == [1, 11]
+    assert outputs[-1].finish_reason == "length"
+    assert outputs[-1].num_output_tokens == 12
+
+
+async def test_a_stream_cancelled_while_it_waits_for_its_interval_frees_its_sequence(language: LanguageHalf) -> None:
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=4096))
+    engine = AsyncLLMEngine(llm_engine, stream_interval_s=3600)
+    params = SamplingParams(max_tokens=4000, temperature=0, ignore_eos=True)  # seconds of steps: cut short here
+    stream = engine.generate(DecodeRequest("gone", image_question("hi", 0), params), [])
+    await anext(stream)
+    waiting = asyncio.create_task(anext(stream))  # holds the next outputs back for the interval
+    while llm_engine.stats().output_tokens < 3:
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    async with asyncio.timeout(60):
+        while llm_engine.stats().num_running or llm_engine.stats().num_aborted != 1:
+            await asyncio.sleep(0.01)
