@@ -179,8 +179,8 @@ async def _next_merged(stream: asyncio.Queue[RequestOutput | BaseException], not
     event loop's clock), unless the request finishes first: a consumer that fell behind (a busy gateway) gets
     one message for the steps it missed, and no stream sends more often than its interval."""
     loop = asyncio.get_running_loop()
-    item = _output(await stream.get())
-    while not item.finished:
+    parts = [_output(await stream.get())]
+    while not parts[-1].finished:
         if stream.empty():
             if loop.time() >= not_before:
                 break
@@ -193,8 +193,8 @@ async def _next_merged(stream: asyncio.Queue[RequestOutput | BaseException], not
                 break
         else:
             later = stream.get_nowait()
-        item = item.followed_by(_output(later))
-    return item
+        parts.append(_output(later))
+    return RequestOutput.joined(parts)  # once: a backlog may be thousands of outputs
 
 
 def _output(item: RequestOutput | BaseException) -> RequestOutput:

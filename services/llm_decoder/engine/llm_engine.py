@@ -39,10 +39,6 @@ class RequestOutput:
     def finished(self) -> bool:
         return self.finish_reason is not None
 
-    def followed_by(self, later: RequestOutput) -> RequestOutput:
-        """This output and the next one of the same request, as one."""
-        return RequestOutput.joined([self, later])
-
     @staticmethod
     def joined(outputs: list[RequestOutput]) -> RequestOutput:
         """Consecutive outputs of one request, as one (in linear time: a whole answer is thousands)."""
