@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application, Deployment
 
 from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
+from services.common.dtype import DTypeName
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
@@ -100,6 +101,10 @@ class AppArgs(BaseModel):
     model: str = Field(description="the model directory (GLM-4.6V-Flash, a Qwen2.5-VL, or a tiny test model)")
     served_model_name: str | None = Field(None, description="the model id clients use; the directory name if unset")
     device: str | None = Field(None, description="torch device for encoder and decoder; CUDA when present")
+    dtype: DTypeName = Field(
+        "auto", description="auto: bf16 on CUDA; on a CPU, a bf16 checkpoint in bf16 where the CPU has bf16 "
+        "instructions, else fp32",
+    )
     encoder: EncoderArgs = Field(default_factory=EncoderArgs)
     decoder: DecoderArgs = Field(default_factory=DecoderArgs)
     gateway: GatewayArgs = Field(default_factory=GatewayArgs)
@@ -116,7 +121,8 @@ def build_app(args: dict[str, Any]) -> Application:
         # An image whose embedding a replica caches stays there until that replica is a batch busier than the rest.
         request_router_config=affinity_router_config(max_imbalance=app_args.encoder.batching.max_batch_size),
         **app_args.encoder.serve_options(default_max_ongoing=4 * app_args.encoder.batching.max_batch_size),
-    ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes, app_args.encoder.torch_threads)
+    ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes, app_args.encoder.torch_threads,
+           dtype=app_args.dtype)
     decoder_args = app_args.decoder
     decoder = _deployment(LLMDecoderDeployment).options(
         # A conversation stays with its KV until that replica holds a whole batch more than the least loaded one.
@@ -124,7 +130,7 @@ def build_app(args: dict[str, Any]) -> Application:
         # Everything the engine holds (running and waiting) is "ongoing" to Serve.
         **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
     ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads,
-           decoder_args.stream_interval_ms / 1000)
+           decoder_args.stream_interval_ms / 1000, dtype=app_args.dtype)
     gateway_options = GatewayOptions(
         model_name=app_args.model_name, **app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     )

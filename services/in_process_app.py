@@ -8,13 +8,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.common.device import default_dtype, resolve_device
+from services.common.device import resolve_device
+from services.common.dtype import DTypeName
 from services.gateway.app import create_app
 from services.gateway.backends import InProcessBackends
 from services.gateway.gateway import Gateway
 from services.gateway.options import AuthOptions, GatewayOptions
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from services.telemetry.tracing import configure_tracing
@@ -30,13 +32,15 @@ def build_in_process_app(
     cache_bytes: int = 256 << 20,
     redis_url: str | None = None,
     stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
+    dtype: DTypeName = "auto",
 ) -> FastAPI:
     configure_tracing("flashvqa")  # one process: every span under one service name
     torch_device = resolve_device(device)
-    vision = VisionHalf(model_dir, torch_device, default_dtype(torch_device))
+    torch_dtype = model_dtype(model_dir, torch_device, dtype)
+    vision = VisionHalf(model_dir, torch_device, torch_dtype)
 
     encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
-    language = LanguageHalf(model_dir, torch_device, default_dtype(torch_device))
+    language = LanguageHalf(model_dir, torch_device, torch_dtype)
     engine = AsyncLLMEngine(LLMEngine(language, engine_config), stream_interval_s=stream_interval_s)
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
     app = create_app(Gateway.create(InProcessBackends(encoder, engine), options, redis_url))

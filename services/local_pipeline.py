@@ -14,18 +14,22 @@ from typing import Any
 import torch
 from PIL import Image
 
-from services.common.device import default_device, default_dtype
+from services.common.device import default_device
+from services.common.dtype import DTypeName
 from services.common.raw_image import RawImage
 from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
+from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 
 
 class LocalPipeline:
-    def __init__(self, model_dir: Path, device: torch.device | None = None, config: EngineConfig | None = None) -> None:
+    def __init__(self, model_dir: Path, device: torch.device | None = None, config: EngineConfig | None = None,
+                 dtype: DTypeName = "auto") -> None:
         device = device or default_device()
-        self.vision = VisionHalf(model_dir, device, default_dtype(device))
-        self.engine = LLMEngine(LanguageHalf(model_dir, device, default_dtype(device)), config)
+        torch_dtype = model_dtype(model_dir, device, dtype)
+        self.vision = VisionHalf(model_dir, device, torch_dtype)
+        self.engine = LLMEngine(LanguageHalf(model_dir, device, torch_dtype), config)
         self._ids = itertools.count()
 
     def generate(

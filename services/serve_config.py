@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from services.common.dtype import DTypeName
+
 
 @dataclass(frozen=True)
 class ServeApplication:
@@ -45,15 +47,17 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def local_args(model: Path, device: str | None = None, api_keys_file: str | None = None) -> dict[str, Any]:
-    """The overrides of a local run (`flashvqa serve`, the load test's stack): this machine's model and device,
-    anonymous access unless a key file is given."""
+def local_args(model: Path, device: str | None = None, api_keys_file: str | None = None,
+               dtype: DTypeName = "auto") -> dict[str, Any]:
+    """The overrides of a local run (`flashvqa serve`, the load test's stack): this machine's model, device and
+    dtype, anonymous access unless a key file is given."""
     # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the
     # decoder keeps Ray's one thread, so that its steps do not fight the per-token streaming work.
     encoder_threads = None if (device or "").startswith("cuda") else os.cpu_count()
     return {
         "model": str(model),
         "device": device,
+        "dtype": dtype,
         "encoder": {"torch_threads": encoder_threads},
         "gateway": {"auth": {"api_keys_file": api_keys_file, "allow_anonymous": api_keys_file is None}},
     }

@@ -58,3 +58,13 @@ def test_the_decoder_replicas_get_the_stream_interval() -> None:
     gateway = build_app({"model": "m", "decoder": {"stream_interval_ms": 20}})._bound_deployment
     _, decoder, _ = gateway.init_args
     assert decoder._bound_deployment.init_args[-1] == pytest.approx(0.02)
+
+
+def test_encoder_and_decoder_replicas_get_the_dtype() -> None:
+    gateway = build_app({"model": "m", "dtype": "float32"})._bound_deployment
+    encoder, decoder, _ = gateway.init_args
+    assert encoder._bound_deployment.init_kwargs["dtype"] == "float32"
+    assert decoder._bound_deployment.init_kwargs["dtype"] == "float32"
+    assert AppArgs.model_validate({"model": "m"}).dtype == "auto"
+    with pytest.raises(ValidationError):
+        AppArgs.model_validate({"model": "m", "dtype": "int8"})

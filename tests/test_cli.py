@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from services.app_builder import AppArgs
 from services.cli import main
 from services.gateway.auth import Authenticator, TenantConfig
+from services.serve_config import ServeApplication
 
 EXAMPLE_IMAGE = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"
 
@@ -65,3 +67,14 @@ def test_hash_api_key_prints_the_digest_the_key_file_holds(monkeypatch: pytest.M
     assert digest == hashlib.sha256(b"sk-secret").hexdigest()
     authenticator = Authenticator([TenantConfig(name="t", key_sha256=[digest])], allow_anonymous=False)
     assert authenticator.authenticate("Bearer sk-secret").name == "t"
+
+
+def test_serve_passes_its_dtype_to_both_model_halves(monkeypatch: pytest.MonkeyPatch,
+                                                     tiny_model_dirs: dict[str, Path]) -> None:
+    served: list[ServeApplication] = []
+    monkeypatch.setattr("services.local_server.serve_until_signalled",
+                        lambda application, *_: served.append(application))
+    assert main(["serve", "--model", str(tiny_model_dirs["glm4v"]), "--dtype", "bfloat16"]) == 0
+    assert AppArgs.model_validate(served[0].args).dtype == "bfloat16"
+    assert main(["serve", "--model", str(tiny_model_dirs["glm4v"])]) == 0
+    assert AppArgs.model_validate(served[1].args).dtype == "auto"

@@ -1,4 +1,4 @@
-"""Where the model runs: the GPU when there is one, with bf16; else the CPU in fp32."""
+"""Where the model runs: the GPU when there is one, else the CPU."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ def default_device() -> torch.device:
 
 def resolve_device(name: str | None) -> torch.device:
     return default_device() if name is None else torch.device(name)
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def set_torch_threads(threads: int | None) -> None:

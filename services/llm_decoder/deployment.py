@@ -9,11 +9,13 @@ from typing import Any
 from ray import serve
 
 from services.autoscaling.signals import KV_CACHE_USAGE, RUNNING_SEQUENCES, WAITING_SEQUENCES
-from services.common.device import default_dtype, resolve_device, set_torch_threads
+from services.common.device import resolve_device, set_torch_threads
+from services.common.dtype import DTypeName
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine, EngineDeadError
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.traced_generation import generate_traced
+from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.telemetry.replica import replica_name, set_up_replica_telemetry
 
@@ -27,11 +29,12 @@ class LLMDecoderDeployment:
         device: str | None = None,
         torch_threads: int | None = None,
         stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
+        dtype: DTypeName = "auto",
     ) -> None:
         set_up_replica_telemetry("flashvqa-llm-decoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
-        language = LanguageHalf(Path(model_dir), torch_device, default_dtype(torch_device))
+        language = LanguageHalf(Path(model_dir), torch_device, model_dtype(Path(model_dir), torch_device, dtype))
         self._engine = AsyncLLMEngine(LLMEngine(language, engine_config), replica_name(), stream_interval_s)
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:

@@ -13,6 +13,8 @@ from safetensors import safe_open
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from services.common.dtype import DTypeName, serving_dtype
+
 
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
@@ -54,6 +56,19 @@ def load_submodel(
         raise ValueError(f"{model_dir} lacks {len(missing)} tensors of {model_class.__name__}, e.g. {missing[:3]}")
     module.eval()
     return module
+
+
+def checkpoint_dtype(model_dir: Path) -> torch.dtype | None:
+    """The dtype the checkpoint was saved in, as its config.json states it (`dtype`; `torch_dtype` before
+    transformers 5), or None when it does not say."""
+    config = json.loads((model_dir / "config.json").read_text())
+    name = config.get("dtype") or config.get("torch_dtype")
+    dtype = getattr(torch, name, None) if isinstance(name, str) else None
+    return dtype if isinstance(dtype, torch.dtype) else None
+
+
+def model_dtype(model_dir: Path, device: torch.device, requested: DTypeName = "auto") -> torch.dtype:
+    return serving_dtype(requested, device, checkpoint_dtype(model_dir))
 
 
 def read_tensor(model_dir: Path, name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

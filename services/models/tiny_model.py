@@ -41,6 +41,8 @@ _DIMS: dict[Size, _Dims] = {
     "tiny": _Dims(64, 2, 4, 2, 128, 32, 2, 2, 64),
     "small": _Dims(512, 8, 8, 2, 1536, 384, 6, 6, 1536),
 }
+# `small` stands in for the real checkpoints in benchmarks, and like them is saved in bf16; `tiny` stays fp32.
+_CHECKPOINT_DTYPE: dict[Size, torch.dtype] = {"tiny": torch.float32, "small": torch.bfloat16}
 # The real checkpoints' image processor bounds (pixels): the processors are the production ones.
 _IMAGE_SIZE_BOUNDS = {GLM4V.name: (12544, 9633792), QWEN2_5_VL.name: (3136, 12845056)}
 _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -53,7 +55,7 @@ def build_tiny_model(family_name: str, out: Path, seed: int = 0, size: Size = "t
     tokenizer = build_tokenizer(family)
     config = _model_config(family, tokenizer, _DIMS[size])
     torch.manual_seed(seed)
-    model = family.hf_class("model_class")(config).eval()
+    model = family.hf_class("model_class")(config).eval().to(_CHECKPOINT_DTYPE[size])
     out.mkdir(parents=True, exist_ok=True)
     with quiet_transformers():
         model.save_pretrained(out)

@@ -11,8 +11,10 @@ from ray import serve
 
 from services.autoscaling import PendingImages
 from services.common.deadline import DeadlineExceededError
-from services.common.device import default_dtype, resolve_device, set_torch_threads
+from services.common.device import resolve_device, set_torch_threads
+from services.common.dtype import DTypeName
 from services.common.image_embedding import ImageEmbedding
+from services.models.checkpoint import model_dtype
 from services.models.vision_half import VisionHalf
 from services.telemetry.replica import set_up_replica_telemetry
 from services.vision_encoder.embedding_cache import EmbeddingCache
@@ -41,12 +43,17 @@ class EncoderStats(BaseModel):
 @serve.deployment(name="vision_encoder")
 class VisionEncoderDeployment:
     def __init__(
-        self, model_dir: str, device: str | None = None, cache_bytes: int = 256 << 20, torch_threads: int | None = None
+        self,
+        model_dir: str,
+        device: str | None = None,
+        cache_bytes: int = 256 << 20,
+        torch_threads: int | None = None,
+        dtype: DTypeName = "auto",
     ) -> None:
         set_up_replica_telemetry("flashvqa-vision-encoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
-        self._vision = VisionHalf(Path(model_dir), torch_device, default_dtype(torch_device))
+        self._vision = VisionHalf(Path(model_dir), torch_device, model_dtype(Path(model_dir), torch_device, dtype))
         self._encoder = VisionEncoder(self._encode_one, EmbeddingCache(cache_bytes))
         self._batch_sizes: list[int] = []
         self._pending = PendingImages()

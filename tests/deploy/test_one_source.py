@@ -19,7 +19,7 @@ from tests.deploy import manifests
 
 # Per pool: how many replicas and where they run; per environment: the model, the device, who may call.
 PLACEMENT = {"num_replicas", "autoscaling_config", "ray_actor_options", "torch_threads"}
-ENVIRONMENT = {"model", "device", "served_model_name"}
+ENVIRONMENT = {"model", "device", "dtype", "served_model_name"}
 
 
 def _without_environment(args: dict[str, Any]) -> dict[str, Any]:

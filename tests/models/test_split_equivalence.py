@@ -164,3 +164,34 @@ class TestTiedEmbeddings:
         actual = _greedy_tokens(LocalPipeline(tied, CPU), messages, [image])
 
         assert actual == expected
+
+
+def _bf16_checkpoint(model_dir: Path, out: Path) -> Path:
+    """The model saved as the real checkpoints are: bf16 tensors, `dtype: bfloat16` in its config."""
+    out.mkdir()
+    for path in model_dir.iterdir():
+        if path.name not in ("model.safetensors", "config.json"):
+            (out / path.name).write_bytes(path.read_bytes())
+    tensors = load_file(model_dir / "model.safetensors")
+    save_file({name: tensor.to(torch.bfloat16) for name, tensor in tensors.items()}, out / "model.safetensors",
+              metadata={"format": "pt"})
+    config = json.loads((model_dir / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16"}))
+    return out
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_a_bf16_checkpoint_served_in_bf16_matches_generate_in_bf16(
+    family: str, tiny_model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    model_dir = _bf16_checkpoint(tiny_model_dirs[family], tmp_path / "bf16")
+    reference = ReferenceModel(model_dir)
+    assert reference.model.dtype == torch.bfloat16
+    pipeline = LocalPipeline(model_dir, CPU, dtype="bfloat16")  # what `auto` picks on a CPU with bf16 instructions
+    assert pipeline.vision.tower.dtype == torch.bfloat16
+    assert pipeline.engine.language.kv_shape.dtype == torch.bfloat16
+    for seed in range(2):
+        image = noise_image(200, 120, seed=seed)
+        messages = image_question("What is in this picture?", 1)
+        expected = reference.generate(messages, [image], MAX_NEW_TOKENS)
+        assert _greedy_tokens(pipeline, messages, [image]) == expected
