@@ -1,7 +1,7 @@
 """Serving benchmark: the split app (Ray Serve: gateway, encoder, decoder) at concurrency 1, 4 and 16,
 and the same model whole in one process at concurrency 1, measured in one run.
 
-    .venv/bin/python -m bench.serving_benchmark [--rounds 6] [--requests-per-user 4] [--max-tokens 64]
+    .venv/bin/python -m bench.serving_benchmark [--rounds 6] [--requests-per-user 8] [--max-tokens 64] [--dtype auto]
 
 Both servers run side by side, and the one not being measured is paused (SIGSTOP to its whole session).
 Concurrency 1 is measured in rounds that alternate between them (the same pictures for both in a round,
@@ -26,6 +26,9 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import get_args
+
+import torch
 
 from bench.serving_load import (
     ROOT,
@@ -37,6 +40,8 @@ from bench.serving_load import (
     session_cpu_seconds,
 )
 from loadtest.server_process import free_port
+from services.common.dtype import DTypeName
+from services.models.checkpoint import checkpoint_dtype, model_dtype
 
 RESULTS = ROOT / "bench" / "results"
 # Seeds of the pictures: run_level draws seed, seed + 1, ... (and 10**6 + seed for its warm-up), so these
@@ -50,16 +55,21 @@ def main() -> None:
     parser.add_argument("--size", choices=["tiny", "small"], default="small")
     parser.add_argument("--rounds", type=int, default=6, help="alternating split/one-process rounds at concurrency 1")
     parser.add_argument("--requests-per-round", type=int, default=8)
-    parser.add_argument("--requests-per-user", type=int, default=4,
+    parser.add_argument("--requests-per-user", type=int, default=8,
                         help="at each concurrency above 1: enough that ramp-up and drain are a small part")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16], help="levels above 1")
+    parser.add_argument("--dtype", choices=get_args(DTypeName), default="auto", help="as `flashvqa serve --dtype`")
     args = parser.parse_args()
     model = model_dir(args.size)
     flashvqa = str(Path(sys.executable).parent / "flashvqa")
     split_port, whole_port = free_port(), free_port()
-    with (Server([flashvqa, "serve", "--model", str(model), "--port", str(split_port)], split_port) as split,
-          Server([sys.executable, "bench/in_process_server.py", str(model), str(whole_port)], whole_port) as whole):
+    dtype = model_dtype(model, torch.device("cpu"), args.dtype)
+    _say(f"{model.name}: checkpoint {checkpoint_dtype(model)}, served in {dtype} (--dtype {args.dtype})")
+    with (Server([flashvqa, "serve", "--model", str(model), "--port", str(split_port), "--dtype", args.dtype],
+                 split_port) as split,
+          Server([sys.executable, "bench/in_process_server.py", str(model), str(whole_port), args.dtype],
+                 whole_port) as whole):
         rounds: list[dict[str, LevelResult]] = []
         idle_ray_cpu_s = baseline_wall_s = 0.0
         for index in range(args.rounds):
@@ -103,7 +113,8 @@ def main() -> None:
          f"{statistics.median(ttft_added):+.1f} ms on TTFT p50 (target <= 10%)")
     _say(f"    the paused Ray stack used {idle_share * 100:.1f}% of one core while the one-process baseline ran")
     summary = {
-        "model": model.name, "max_tokens": args.max_tokens,
+        "model": model.name, "dtype": str(dtype), "max_tokens": args.max_tokens,
+        "requests_per_user": args.requests_per_user,
         "rounds_c1": [{name: asdict(level) for name, level in r.items()} for r in rounds],
         "levels": [asdict(r) for r in higher],
         f"batching_ratio_c{top.concurrency}_vs_c1": ratio,
