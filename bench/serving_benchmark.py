@@ -28,8 +28,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import get_args
 
-import torch
-
 from bench.serving_load import (
     ROOT,
     LevelResult,
@@ -40,6 +38,7 @@ from bench.serving_load import (
     session_cpu_seconds,
 )
 from loadtest.server_process import free_port
+from services.common.device import default_device
 from services.common.dtype import DTypeName
 from services.models.checkpoint import checkpoint_dtype, model_dtype
 
@@ -64,7 +63,7 @@ def main() -> None:
     model = model_dir(args.size)
     flashvqa = str(Path(sys.executable).parent / "flashvqa")
     split_port, whole_port = free_port(), free_port()
-    dtype = model_dtype(model, torch.device("cpu"), args.dtype)
+    dtype = model_dtype(model, default_device(), args.dtype)  # the device both servers pick
     _say(f"{model.name}: checkpoint {checkpoint_dtype(model)}, served in {dtype} (--dtype {args.dtype})")
     with (Server([flashvqa, "serve", "--model", str(model), "--port", str(split_port), "--dtype", args.dtype],
                  split_port) as split,
