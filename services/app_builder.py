@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application, Deployment
 
 from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
-from services.common.dtype import DTypeName
+from services.common.dtype import AUTO_DTYPE_RULE, DTypeName
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
@@ -101,10 +101,7 @@ class AppArgs(BaseModel):
     model: str = Field(description="the model directory (GLM-4.6V-Flash, a Qwen2.5-VL, or a tiny test model)")
     served_model_name: str | None = Field(None, description="the model id clients use; the directory name if unset")
     device: str | None = Field(None, description="torch device for encoder and decoder; CUDA when present")
-    dtype: DTypeName = Field(
-        "auto", description="auto: bf16 on CUDA; on a CPU, a bf16 checkpoint in bf16 where the CPU has bf16 "
-        "instructions, else fp32",
-    )
+    dtype: DTypeName = Field("auto", description=AUTO_DTYPE_RULE)
     encoder: EncoderArgs = Field(default_factory=EncoderArgs)
     decoder: DecoderArgs = Field(default_factory=DecoderArgs)
     gateway: GatewayArgs = Field(default_factory=GatewayArgs)

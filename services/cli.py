@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from services.common.dtype import DTypeName
+from services.common.dtype import AUTO_DTYPE_RULE, DTypeName
 from services.demo.shipped import DEMO_MODEL
 from services.models.tiny_model import SIZES, build_tiny_model, describe
 
@@ -54,9 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--device", help="torch device, e.g. cuda:0 (default: CUDA if present, else CPU)")
-    serve.add_argument("--dtype", choices=get_args(DTypeName), default="auto",
-                       help="auto: bf16 on CUDA; on a CPU, a bf16 checkpoint stays bf16 where the CPU has bf16 "
-                       "instructions, anything else runs in fp32")
+    serve.add_argument("--dtype", choices=get_args(DTypeName), default="auto", help=AUTO_DTYPE_RULE)
     serve.add_argument("--api-keys-file", help="tenants and key digests (YAML); without it, no key is needed")
     serve.set_defaults(handler=_serve)
     return parser

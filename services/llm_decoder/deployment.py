@@ -34,7 +34,8 @@ class LLMDecoderDeployment:
         set_up_replica_telemetry("flashvqa-llm-decoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
-        language = LanguageHalf(Path(model_dir), torch_device, model_dtype(Path(model_dir), torch_device, dtype))
+        model = Path(model_dir)
+        language = LanguageHalf(model, torch_device, model_dtype(model, torch_device, dtype))
         self._engine = AsyncLLMEngine(LLMEngine(language, engine_config), replica_name(), stream_interval_s)
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:

@@ -53,7 +53,8 @@ class VisionEncoderDeployment:
         set_up_replica_telemetry("flashvqa-vision-encoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
-        self._vision = VisionHalf(Path(model_dir), torch_device, model_dtype(Path(model_dir), torch_device, dtype))
+        model = Path(model_dir)
+        self._vision = VisionHalf(model, torch_device, model_dtype(model, torch_device, dtype))
         self._encoder = VisionEncoder(self._encode_one, EmbeddingCache(cache_bytes))
         self._batch_sizes: list[int] = []
         self._pending = PendingImages()
