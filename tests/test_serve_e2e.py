@@ -129,10 +129,22 @@ def _png(width: int, height: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _openai_messages(question: str, pngs: list[bytes]) -> list[dict[str, Any]]:
+def _jpeg(width: int, height: int, seed: int) -> bytes:
+    buffer = io.BytesIO()
+    noise_image(width, height, seed).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _media_type(picture: bytes) -> str:
+    return "image/jpeg" if picture.startswith(b"\xff\xd8") else "image/png"
+
+
+def _openai_messages(question: str, pictures: list[bytes]) -> list[dict[str, Any]]:
+    """`pictures`: PNG or JPEG files, each sent with its own media type."""
     parts: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{base64.b64encode(png).decode()}"}}
-        for png in pngs
+        {"type": "image_url", "image_url": {"url": f"data:{_media_type(picture)};base64,"
+                                                   f"{base64.b64encode(picture).decode()}"}}
+        for picture in pictures
     ]
     return [{"role": "user", "content": [*parts, {"type": "text", "text": question}]}]
 
@@ -184,6 +196,22 @@ class TestServedAnswersEqualGenerate:
     def test_text_only(self, server: Server) -> None:
         messages = [{"role": "user", "content": "Tell me about receipts."}]
         assert _served_tokens(server, messages) == server.reference.generate(messages, [], 10)
+
+    @pytest.mark.parametrize("count", [2, 4])
+    def test_several_512_px_photos_in_one_request(self, server: Server, count: int) -> None:
+        """Each image is an encode call of its own, waiting for the encoder beside the others (they once hung)."""
+        photos = [_jpeg(512, 512, seed=40 + count + n) for n in range(count)]
+        expected = server.reference.generate(image_question("Compare them.", count),
+                                             [load_image(photo) for photo in photos], 4)
+        assert _served_tokens(server, _openai_messages("Compare them.", photos), max_tokens=4) == expected
+
+    def test_six_concurrent_four_photo_requests_get_their_solo_tokens(self, server: Server) -> None:
+        requests = [_openai_messages(f"Which is {i}?", [_jpeg(512, 512, seed=60 + 4 * i + n) for n in range(4)])
+                    for i in range(6)]
+        alone = [_served_tokens(server, messages, max_tokens=4) for messages in requests]
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            together = list(pool.map(lambda messages: _served_tokens(server, messages, max_tokens=4), requests))
+        assert together == alone
 
     def test_eight_concurrent_requests_get_their_solo_tokens(self, server: Server) -> None:
         requests = [_openai_messages(f"Question {i}?", [_png(64 + 16 * i, 96, seed=10 + i)]) for i in range(8)]

@@ -116,13 +116,13 @@ class ChatService:
             # Other processes keep other event loop clocks: the deadline travels as wall-clock time.
             wall_deadline = time.time() + deadline - asyncio.get_running_loop().time()
             carrier = current_carrier()
-            refs = [self._backends.encode(EncodeRequest(image, wall_deadline, carrier)) for image in images]
+            encodes = [EncodeRequest(image, wall_deadline, carrier) for image in images]
             affinity_key = conversation_affinity_key(messages, [image.content_hash for image in images])
             decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking, wall_deadline,
                                            carrier, affinity_key)
             answer_checker = self._safety.answer_checker()
             outputs: list[RequestOutput] = []
-            async with aclosing(within_deadline(self._backends.generate(decode_request, refs), deadline)) as stream:
+            async with aclosing(within_deadline(self._backends.generate(decode_request, encodes), deadline)) as stream:
                 async for output in stream:
                     if not outputs:
                         await checks.settle(report)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, cast
+import contextvars
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import TypeVar, cast
 
 from ray.exceptions import RayActorError, RayTaskError
+from ray.serve._private.utils import generate_request_id
+from ray.serve.context import _set_request_context
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
@@ -17,6 +21,8 @@ from services.vision_encoder.encode_request import EncodeRequest
 # A full Serve queue, or a replica that died mid-request (Ray restarts it).
 _UNAVAILABLE = (BackPressureError, DeploymentUnavailableError, RayActorError)
 
+T = TypeVar("T")
+
 
 class RayBackends:
     def __init__(self, encoder: DeploymentHandle, decoder: DeploymentHandle) -> None:
@@ -26,17 +32,16 @@ class RayBackends:
         self._encoder = encoder.options(_by_reference=True)
         self._decoder = decoder.options(stream=True, _by_reference=True)
 
-    def encode(self, request: EncodeRequest) -> DeploymentResponse:
-        return cast(DeploymentResponse, self._encoder.encode.remote(request))
-
-    async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
+    async def generate(self, request: DecodeRequest, images: list[EncodeRequest]) -> AsyncIterator[RequestOutput]:
+        encodes = [as_own_serve_request(partial(self._encoder.encode.remote, image)) for image in images]
         stream: DeploymentResponseGenerator | None = None
         finished = False
         try:
             # Object refs of encodes that are assigned but not necessarily done: the decoder request sets
             # off at once and the decoder awaits the embeddings itself, fetching them from the encoder.
-            object_refs = [await response._to_object_ref() for response in image_refs]
-            stream = cast(DeploymentResponseGenerator, self._decoder.generate.remote(request, object_refs))
+            object_refs = [await cast(DeploymentResponse, response)._to_object_ref() for response in encodes]
+            stream = cast(DeploymentResponseGenerator,
+                          as_own_serve_request(partial(self._decoder.generate.remote, request, object_refs)))
             async for output in stream:
                 finished = output.finished
                 yield output
@@ -48,8 +53,28 @@ class RayBackends:
                 raise ServiceUnavailableError("the encoder or decoder pool is full or restarting") from cause
             raise cause from None
         finally:
-            if stream is not None and not finished:
-                stream.cancel()
+            if not finished:
+                # Encodes still waiting for a replica leave the router's queue; running ones are dropped.
+                for response in encodes:
+                    response.cancel()
+                if stream is not None:
+                    stream.cancel()
+
+
+def as_own_serve_request(call: Callable[[], T]) -> T:
+    """Make a handle call as a Serve request of its own.
+
+    A handle call inherits the internal request id of the HTTP request being served, and Serve's router
+    indexes the calls waiting for a replica by that id: of two calls of one request waiting at the same time
+    (a request's several images), only the first is indexed, and the second can never be given the replica
+    its routing picks: it spins in the router until the client gives up. A fresh id per call keeps every
+    call routable; the user-facing request id (logs, traces) is kept."""
+
+    def call_with_own_id() -> T:
+        _set_request_context(_internal_request_id=generate_request_id())
+        return call()
+
+    return contextvars.copy_context().run(call_with_own_id)
 
 
 def _cause(error: RayTaskError) -> BaseException:

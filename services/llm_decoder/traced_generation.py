@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -21,7 +21,7 @@ from services.telemetry.tracing import context_from, record_span, tracer
 
 
 async def generate_traced(engine: AsyncLLMEngine, request: DecodeRequest,
-                          images: list[Awaitable[ImageEmbedding]]) -> AsyncIterator[RequestOutput]:
+                          images: Sequence[Awaitable[ImageEmbedding]]) -> AsyncIterator[RequestOutput]:
     # Started, not made current: the context must not stay attached across this generator's yields.
     span = tracer.start_span("llm_decoder", context=context_from(request.trace_context),
                              attributes={"flashvqa.request_id": request.request_id})

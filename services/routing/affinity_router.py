@@ -4,6 +4,12 @@ Serve builds one router per deployment handle (each gateway replica has its own)
 for every request, with the call's arguments: a first argument that has an `affinity_key` (a `DecodeRequest`,
 an `EncodeRequest`) is routed by that key, any other call (`stats`) to the less loaded of two random replicas,
 as by Serve's default router.
+
+Serve calls `choose_replicas` again for as long as no replica of its answer has room. It sleeps between those
+calls (exponential backoff, up to `RAY_SERVE_ROUTER_RETRY_MAX_BACKOFF_S`) only for a request whose
+`routing_context.should_backoff` is set, which Serve's own routers set and a custom router must set too: left
+unset, a request that cannot be placed is retried in a busy loop. A request whose deadline has passed is
+failed here and leaves the router's queue, whoever waits for it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Protocol, runtime_checkable
 from ray.serve.config import RequestRouterConfig
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
+from services.common.deadline import DeadlineExceededError, expired
 from services.routing.replica_choice import ranked_replicas
 
 
@@ -21,6 +28,9 @@ from services.routing.replica_choice import ranked_replicas
 class AffinityKeyed(Protocol):
     @property
     def affinity_key(self) -> str | None: ...
+
+    @property
+    def deadline(self) -> float | None: ...  # wall-clock seconds
 
 
 def affinity_router_config(max_imbalance: int) -> RequestRouterConfig:
@@ -41,6 +51,12 @@ class AffinityRouter(RequestRouter):
     ) -> list[list[RunningReplica]]:
         if not candidate_replicas:
             return []
+        if pending_request is not None:
+            pending_request.routing_context.should_backoff = True
+            if _out_of_time(pending_request):
+                # Serve's loop drops a request whose future is done when it next looks at it, which is after
+                # a non-empty answer.
+                return [candidate_replicas]
         by_id = {replica.replica_id.unique_id: replica for replica in candidate_replicas}
         key = _affinity_key(pending_request)
         loads = await self._loads(candidate_replicas) if key is not None else dict.fromkeys(by_id)
@@ -59,8 +75,24 @@ class AffinityRouter(RequestRouter):
         return loads
 
 
-def _affinity_key(pending_request: PendingRequest | None) -> str | None:
+def _routed(pending_request: PendingRequest | None) -> AffinityKeyed | None:
     if pending_request is None or not pending_request.args:
         return None
     first = pending_request.args[0]
-    return first.affinity_key if isinstance(first, AffinityKeyed) else None
+    return first if isinstance(first, AffinityKeyed) else None
+
+
+def _affinity_key(pending_request: PendingRequest | None) -> str | None:
+    routed = _routed(pending_request)
+    return None if routed is None else routed.affinity_key
+
+
+def _out_of_time(pending_request: PendingRequest) -> bool:
+    """Fails the request (its caller gets a DeadlineExceededError) if its deadline has passed."""
+    routed = _routed(pending_request)
+    if routed is None or not expired(routed.deadline):
+        return False
+    if not pending_request.future.done():
+        pending_request.future.set_exception(
+            DeadlineExceededError("the request's deadline passed while it waited for a replica"))
+    return True
