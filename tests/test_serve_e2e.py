@@ -222,6 +222,10 @@ class TestServedAnswersEqualGenerate:
 
 
 class TestServing:
+    def test_start_up_prints_no_autoscaling_warning(self, server: Server) -> None:
+        """Serve warns at start of a window it means to refuse in a later release."""
+        assert "must be greater than `metrics_interval_s`" not in server.log.read_text(errors="replace")
+
     def test_aborting_a_stream_frees_its_sequence(self, server: Server) -> None:
         before = _decoder_stats()["num_aborted"]
         stream = server.client.chat.completions.create(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ray.serve.config import DEFAULT_METRICS_INTERVAL_S as SERVE_METRICS_INTERVAL_S
 
 from services.autoscaling.serve_policies import DecoderAutoscalingPolicy, EncoderAutoscalingPolicy
 
@@ -22,7 +23,9 @@ class PoolAutoscaling(BaseModel):
     downscale_delay_s: float = Field(
         120.0, ge=0, description="how long the load must ask for fewer before a replica is drained and stopped"
     )
-    look_back_period_s: float = Field(10.0, gt=0, description="each replica's load is averaged over this window")
+    look_back_period_s: float = Field(
+        20.0, gt=0, description="each replica's load is averaged over this window; longer than metrics_interval_s"
+    )
     # Serve 2.60 reads the replicas' push period only from here (its environment variables are not wired
     # yet) and warns that the field is deprecated: set it only where a faster reaction is worth the warning.
     metrics_interval_s: float | None = Field(
@@ -33,6 +36,12 @@ class PoolAutoscaling(BaseModel):
     def _bounds_in_order(self) -> PoolAutoscaling:
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})")
+        # A window no longer than the push period averages at most one report; Serve warns of it today and
+        # means to refuse it.
+        push_period_s = self.metrics_interval_s or SERVE_METRICS_INTERVAL_S
+        if self.look_back_period_s <= push_period_s:
+            raise ValueError(f"look_back_period_s ({self.look_back_period_s}) must be greater than the "
+                             f"replicas' push period, metrics_interval_s ({push_period_s})")
         return self
 
     def _serve_config(self, policy: type, policy_kwargs: dict[str, float]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from ray.serve._private.common import DeploymentID
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
+from services.app_builder import AppArgs
 from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
 from services.autoscaling.signals import (
     KV_CACHE_USAGE,
@@ -19,6 +20,7 @@ from services.autoscaling.signals import (
     RUNNING_SEQUENCES,
     WAITING_SEQUENCES,
 )
+from services.serve_config import load_application
 
 
 def _serve_config(knobs: dict[str, Any]) -> AutoscalingConfig:
@@ -79,6 +81,8 @@ class TestKnobs:
         {"min_replicas": 3, "max_replicas": 2},
         {"target_ongoing_requests": 8},  # Serve's request-count policy is the wrong signal for this pool
         {"target_megapixels_per_replica": 0},
+        {"look_back_period_s": 10},  # no longer than Serve's 10 s push period: one report per window
+        {"look_back_period_s": 2, "metrics_interval_s": 2},
     ])
     def test_bad_encoder_knobs_are_refused(self, bad: dict[str, Any]) -> None:
         with pytest.raises(ValidationError):
@@ -87,3 +91,15 @@ class TestKnobs:
     def test_kv_cache_target_is_a_fraction(self) -> None:
         with pytest.raises(ValidationError):
             DecoderAutoscaling(target_kv_cache_usage=1.5)
+
+
+@pytest.mark.parametrize("pool", ["encoder", "decoder"])
+def test_the_shipped_configs_satisfy_serve_without_a_warning(pool: str) -> None:
+    """Serve warns at every start of a window no longer than the push period, and means to refuse it."""
+    args = AppArgs.model_validate(load_application().args)
+    knobs = getattr(args, pool).autoscaling_config
+    for window in ({}, {"look_back_period_s": 3, "metrics_interval_s": 0.5}):  # the file's, the local scenario's
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.filterwarnings("ignore", "The `metrics_interval_s` field", DeprecationWarning)
+            AutoscalingConfig(**type(knobs).model_validate(knobs.model_dump() | window).serve_config())
