@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,24 @@ class DecoderArgs(DeploymentArgs):
         return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens,
                             self.prefix_cache_bytes)
 
+    @property
+    def num_replicas_at_most(self) -> int:
+        return self.num_replicas if self.autoscaling_config is None else self.autoscaling_config.max_replicas
+
 
 class GatewayArgs(DeploymentArgs, GatewaySettings):
     """The gateway pool's Serve options and the gateway's own settings (limits, auth, rate limits, cache)."""
+
+    # The gateway refuses what exceeds its in-flight budget itself, in milliseconds and in the OpenAI error
+    # form; a request that Serve's queue in front of it refused would get the proxy's plain-text 503 instead.
+    max_queued_requests: int = Field(-1, ge=-1, description="waiting at the proxy beyond max_ongoing_requests; "
+                                     "-1 (unbounded): the gateway's own door refuses the excess")
+
+    @property
+    def num_replicas_at_least(self) -> int:
+        if self.autoscaling_config is None:
+            return self.num_replicas
+        return max(1, int(self.autoscaling_config.get("min_replicas", 1)))
 
 
 class AppArgs(BaseModel):
@@ -125,15 +141,24 @@ def build_app(args: dict[str, Any]) -> Application:
         # A conversation stays with its KV until that replica holds a whole batch more than the least loaded one.
         request_router_config=affinity_router_config(max_imbalance=decoder_args.max_num_seqs),
         # Everything the engine holds (running and waiting) is "ongoing" to Serve.
-        **decoder_args.serve_options(default_max_ongoing=decoder_args.max_num_seqs + decoder_args.max_waiting),
+        **decoder_args.serve_options(default_max_ongoing=decoder_args.engine_config().max_requests),
     ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads,
            decoder_args.stream_interval_ms / 1000, dtype=app_args.dtype)
-    gateway_options = GatewayOptions(
-        model_name=app_args.model_name, **app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
-    )
-    return _deployment(GatewayDeployment).options(**app_args.gateway.serve_options(default_max_ongoing=256)).bind(
-        encoder, decoder, gateway_options
-    )
+    settings = app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
+    settings["max_in_flight"] = max_in_flight = app_args.gateway.max_in_flight or in_flight_budget(app_args)
+    gateway_options = GatewayOptions(model_name=app_args.model_name, **settings)
+    # Room for the requests being refused beside those in flight, so that Serve itself never refuses.
+    gateway_serve = app_args.gateway.serve_options(default_max_ongoing=max(256, 2 * max_in_flight))
+    return _deployment(GatewayDeployment).options(**gateway_serve).bind(encoder, decoder, gateway_options)
+
+
+def in_flight_budget(app_args: AppArgs) -> int:
+    """Requests one gateway replica lets in at once: what the decoder pool can hold (decoding or waiting for a
+    slot) at its largest, shared among the gateway replicas at their fewest. More would only wait in the
+    decoder's queue or be refused there, after the gateway had decoded and checked their images."""
+    decoder = app_args.decoder
+    capacity = decoder.engine_config().max_requests * decoder.num_replicas_at_most
+    return math.ceil(capacity / app_args.gateway.num_replicas_at_least)
 
 
 def _deployment(decorated: object) -> Deployment:

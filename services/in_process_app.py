@@ -41,8 +41,11 @@ def build_in_process_app(
 
     encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, torch_dtype)
-    engine = AsyncLLMEngine(LLMEngine(language, engine_config), stream_interval_s=stream_interval_s)
+    llm_engine = LLMEngine(language, engine_config)
+    engine = AsyncLLMEngine(llm_engine, stream_interval_s=stream_interval_s)
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
+    if options.max_in_flight is None:  # the one engine's capacity, as the Serve app derives it for its pool
+        options = options.model_copy(update={"max_in_flight": llm_engine.config.max_requests})
     app = create_app(Gateway.create(InProcessBackends(encoder, engine), options, redis_url))
     app.state.engine = engine
     return app

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 from ray.serve import Application
 
-from services.app_builder import AppArgs, build_app
+from services.app_builder import AppArgs, build_app, in_flight_budget
 
 ROOT = Path(__file__).parents[1]
 
@@ -68,3 +68,22 @@ def test_encoder_and_decoder_replicas_get_the_dtype() -> None:
     assert AppArgs.model_validate({"model": "m"}).dtype == "auto"
     with pytest.raises(ValidationError):
         AppArgs.model_validate({"model": "m", "dtype": "int8"})
+
+
+@pytest.mark.parametrize(("args", "budget"), [
+    ({}, 16 + 64),  # one decoder replica's running and waiting sequences, one gateway replica
+    ({"decoder": {"max_num_seqs": 8, "max_waiting": 24, "num_replicas": 3}, "gateway": {"num_replicas": 2}}, 48),
+    ({"decoder": {"autoscaling_config": {"max_replicas": 4}}, "gateway": {"autoscaling_config": {"min_replicas": 2}}},
+     160),
+    ({"gateway": {"max_in_flight": 7}}, 7),
+])
+def test_the_gateway_door_is_sized_by_the_decoder_pool(args: dict, budget: int) -> None:
+    app_args = AppArgs.model_validate({"model": "m", **args})
+    assert (app_args.gateway.max_in_flight or in_flight_budget(app_args)) == budget
+
+
+def test_serve_never_refuses_in_front_of_the_gateway() -> None:
+    """Its plain-text 503 is not the OpenAI form: the gateway's door refuses the excess instead."""
+    gateway = AppArgs.model_validate({"model": "m"}).gateway
+    options = gateway.serve_options(default_max_ongoing=2 * 80)
+    assert options["max_queued_requests"] == -1 and options["max_ongoing_requests"] == 160

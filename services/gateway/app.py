@@ -20,6 +20,7 @@ from services.gateway.admission import Admitted
 from services.gateway.body_limit import BodySizeLimit
 from services.gateway.errors import CLIENT_ERRORS, APIError, BodyTooLargeError, error_response, to_api_error
 from services.gateway.gateway import Gateway
+from services.gateway.in_flight_limit import InFlightLimit
 from services.gateway.metrics_endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from services.gateway.metrics_endpoint import metrics_text
 from services.gateway.protocol import (
@@ -48,6 +49,9 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
     app = FastAPI(title="flashvqa", summary="Image question answering, OpenAI-compatible")
     app.state.gateway = gateway
     app.add_middleware(BodySizeLimit, max_bytes=gateway.options.max_body_bytes)
+    if gateway.options.max_in_flight is not None:  # outside the body limit: refuses before a byte is read
+        app.add_middleware(InFlightLimit, max_in_flight=gateway.options.max_in_flight,
+                           retry_after_ms=gateway.options.overload_retry_after_ms)
     # Added last, so outermost: it also sees what the body limit refuses.
     app.add_middleware(RequestTelemetry, proxy_sets_request_id=behind_serve_proxy)
     _add_error_handlers(app)

@@ -39,6 +39,8 @@ class FlashvqaMetrics:
                                            ("action",))
         self.rate_limit_refusals = counter("flashvqa_rate_limit_refusals_total", "requests refused with 429 by a "
                                            "tenant limit", ("limit",))
+        self.overload_refusals = counter("flashvqa_overload_refusals_total", "requests refused with 503 at the "
+                                         "door: the gateway replica had its in-flight budget of requests")
         # The vision encoder.
         self.encoder_queue = histogram("flashvqa_encoder_queue_seconds", "arrival to the start of its batch",
                                        SECONDS)

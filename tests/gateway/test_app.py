@@ -44,7 +44,8 @@ def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
     return build_in_process_app(
         tiny_model_dirs["glm4v"],
         EngineConfig(max_num_seqs=2, max_model_len=1024, max_waiting=1),
-        GatewayOptions(model_name="tiny-glm4v", max_images_per_request=2, max_image_bytes=200_000,
+        # A door wider than the engine (as with several gateway replicas), so the engine's own refusal shows.
+        GatewayOptions(model_name="tiny-glm4v", max_images_per_request=2, max_image_bytes=200_000, max_in_flight=8,
                        auth=AuthOptions(allow_anonymous=True)),
     )
 

@@ -20,6 +20,11 @@ class EngineConfig:
     max_prefill_tokens: int = 4096
     prefix_cache_bytes: int = 1 << 30
 
+    @property
+    def max_requests(self) -> int:
+        """Requests one engine holds at once, decoding or waiting for a slot."""
+        return self.max_num_seqs + self.max_waiting
+
     def __post_init__(self) -> None:
         assert self.max_num_seqs >= 1 and self.max_model_len >= 2
         assert self.max_waiting >= 0 and self.max_prefill_tokens >= 1 and self.prefix_cache_bytes >= 0
