@@ -13,6 +13,7 @@ from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
 from services.common.dtype import AUTO_DTYPE_RULE, DTypeName
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
+from services.gateway.proxy_door import proxy_environment
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
@@ -150,6 +151,15 @@ def build_app(args: dict[str, Any]) -> Application:
     # Room for the requests being refused beside those in flight, so that Serve itself never refuses.
     gateway_serve = app_args.gateway.serve_options(default_max_ongoing=max(256, 2 * max_in_flight))
     return _deployment(GatewayDeployment).options(**gateway_serve).bind(encoder, decoder, gateway_options)
+
+
+def proxy_door_environment(args: dict[str, Any]) -> dict[str, str]:
+    """What Serve's HTTP proxy needs in its environment to refuse past the pools' capacity itself
+    (`services/gateway/proxy_door.py`): the gateway replicas' budgets together."""
+    app_args = AppArgs.model_validate(args)
+    gateway = app_args.gateway
+    per_replica = gateway.max_in_flight or in_flight_budget(app_args)
+    return proxy_environment(per_replica * gateway.num_replicas_at_least, gateway.overload_retry_after_ms)
 
 
 def in_flight_budget(app_args: AppArgs) -> int:

@@ -30,8 +30,10 @@ def serve_until_signalled(
     module, _, builder = application.import_path.partition(":")
     build_app = getattr(importlib.import_module(module), builder)
 
-    # Inherited by every Ray process started below.
-    for name, value in SERVE_ENVIRONMENT.items():
+    from services.app_builder import proxy_door_environment
+
+    # Inherited by every Ray process started below (Serve's proxy reads its door from there).
+    for name, value in (SERVE_ENVIRONMENT | proxy_door_environment(application.args)).items():
         os.environ.setdefault(name, value)
     # Replicas ask for one logical CPU each; a laptop has enough cores to share, so offer at least four.
     ray.init(num_cpus=max(os.cpu_count() or 1, 4), include_dashboard=False, configure_logging=False)

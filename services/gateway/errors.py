@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
-
 from services.common.image_input import ImageInputError
-from services.gateway.protocol import ErrorDetail, ErrorResponse
+from services.gateway.api_error import RETRY_AFTER_SECONDS, APIError, error_response
 from services.gateway.provenance_gate import ProvenancePolicyViolation
 from services.llm_decoder.async_engine import EngineDeadError
 from services.llm_decoder.engine import ContextLengthError, GrammarError, QueueFullError
 from services.models.language_half import PromptError
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
-RETRY_AFTER_SECONDS = 1
-
-
-class APIError(Exception):
-    """An error to send to the client in the OpenAI envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = ErrorDetail(message=message, type=type, param=param, code=code)
-        self.headers = headers or {}
+__all__ = ["CLIENT_ERRORS", "RETRY_AFTER_SECONDS", "APIError", "BodyTooLargeError", "ServiceUnavailableError",
+           "error_response", "to_api_error"]
 
 
 class ServiceUnavailableError(Exception):
@@ -80,8 +61,3 @@ def to_api_error(error: Exception) -> APIError:
         case TimeoutError():
             return APIError(504, "the request took too long", type="server_error", code="timeout")
     return APIError(500, "internal error", type="server_error")
-
-
-def error_response(error: APIError) -> JSONResponse:
-    body = ErrorResponse(error=error.detail).model_dump()
-    return JSONResponse(body, status_code=error.status, headers=error.headers)

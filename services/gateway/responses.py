@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from services.gateway.api_error import ErrorResponse
 from services.gateway.errors import to_api_error
 from services.gateway.protocol import (
     AssistantMessage,
@@ -16,7 +17,6 @@ from services.gateway.protocol import (
     Choice,
     ChunkChoice,
     Delta,
-    ErrorResponse,
     PromptTokensDetails,
     Usage,
 )

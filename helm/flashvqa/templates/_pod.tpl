@@ -6,6 +6,14 @@
   value: /tmp
 - name: HF_HUB_OFFLINE
   value: "1"
+- name: RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH
+  value: services.gateway.proxy_door:proxy_middlewares
+- name: FLASHVQA_OVERLOAD_RETRY_AFTER_MS
+  value: {{ .Values.serve.proxy.retryAfterMs | int | quote }}
+{{- with .Values.serve.proxy.maxInFlight }}
+- name: FLASHVQA_PROXY_MAX_IN_FLIGHT
+  value: {{ . | int | quote }}
+{{- end }}
 {{- if .Values.redis.enabled }}
 - name: REDIS_PASSWORD
   valueFrom:
