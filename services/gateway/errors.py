@@ -6,7 +6,7 @@ from services.common.image_input import ImageInputError
 from services.gateway.api_error import RETRY_AFTER_SECONDS, APIError, error_response
 from services.gateway.provenance_gate import ProvenancePolicyViolation
 from services.llm_decoder.async_engine import EngineDeadError
-from services.llm_decoder.engine import ContextLengthError, GrammarError, QueueFullError
+from services.llm_decoder.engine import ContextLengthError, GrammarError, QueueFullError, StepError
 from services.models.language_half import PromptError
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
@@ -28,7 +28,7 @@ class BodyTooLargeError(ValueError):
 # What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
     APIError, ImageInputError, ContextLengthError, GrammarError, PromptError, QueueFullError, ServiceUnavailableError,
-    EngineDeadError, TimeoutError, BodyTooLargeError, ContentPolicyViolation, SafetyUnavailableError,
+    EngineDeadError, StepError, TimeoutError, BodyTooLargeError, ContentPolicyViolation, SafetyUnavailableError,
     ProvenancePolicyViolation,
 )
 
@@ -53,6 +53,9 @@ def to_api_error(error: Exception) -> APIError:
             return APIError(400, str(error), param=error.param, code="content_policy_violation")
         case ProvenancePolicyViolation():
             return APIError(400, str(error), param=error.param, code="provenance_policy_violation")
+        case StepError():
+            return APIError(503, f"{error}; retry shortly", type="server_error", code="engine_error",
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         case ServiceUnavailableError() | EngineDeadError() | SafetyUnavailableError():
             return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

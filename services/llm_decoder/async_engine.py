@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.decode_timings import DecodeTimings
-from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput
+from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput, StepError, StepFailed
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.engine.sequence import Sequence
 from services.telemetry.metrics import metrics
@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 # `stream_batching_interval_ms` does: each message costs the decoder, the gateway and the proxy CPU (~1.6 ms
 # in all per token at 16 streams on the CPU host), which one message per token per stream spends on sending.
 DEFAULT_STREAM_INTERVAL_S = 0.05
+
+
+# A model that fails this many steps in a row is broken (a lost device, a bad build), not tripped by one
+# request: the engine then fails everything and reports unhealthy, and Serve replaces the replica.
+MAX_FAILED_STEPS_IN_A_ROW = 3
 
 
 class EngineDeadError(RuntimeError):
@@ -48,6 +53,7 @@ class AsyncLLMEngine:
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._failed_steps_in_a_row = 0
 
     @property
     def is_healthy(self) -> bool:
@@ -111,7 +117,12 @@ class AsyncLLMEngine:
                     await self._wakeup.wait()
                     continue
                 started_ns = time.time_ns()
-                outputs = await asyncio.to_thread(self._engine.step)
+                try:
+                    outputs = await asyncio.to_thread(self._engine.step)
+                except StepFailed as failed:
+                    self._fail_step(failed)
+                    continue
+                self._failed_steps_in_a_row = 0
                 self._time(outputs, started_ns, time.time_ns())
                 self._count_prefix_reuse(outputs)
                 for output in outputs:
@@ -161,6 +172,16 @@ class AsyncLLMEngine:
         aborts, self._to_abort = self._to_abort, set()
         for request_id in aborts:
             self._engine.abort(request_id)
+
+    def _fail_step(self, failed: StepFailed) -> None:
+        """End the failed step's streams with an error; raise (the engine is dead) if steps keep failing."""
+        self._failed_steps_in_a_row += 1
+        if self._failed_steps_in_a_row >= MAX_FAILED_STEPS_IN_A_ROW:
+            raise failed.cause  # every stream, this step's too, ends with EngineDeadError
+        logger.error("decoder step failed; its %d requests end with an error", len(failed.request_ids),
+                     exc_info=failed.cause)
+        for request_id in failed.request_ids:
+            self._deliver(request_id, StepError(f"the decoder failed while generating this answer: {failed.cause}"))
 
     def _deliver(self, request_id: str, item: RequestOutput | BaseException) -> None:
         stream = self._streams.get(request_id)

@@ -7,7 +7,7 @@ import pytest
 from services.common.image_input import ImageInputError
 from services.gateway.errors import ServiceUnavailableError, to_api_error
 from services.llm_decoder.async_engine import EngineDeadError
-from services.llm_decoder.engine import ContextLengthError, QueueFullError
+from services.llm_decoder.engine import ContextLengthError, QueueFullError, StepError
 from services.models.language_half import PromptError
 
 
@@ -20,6 +20,7 @@ from services.models.language_half import PromptError
         (QueueFullError("full"), 429, None, "1"),
         (ServiceUnavailableError("restarting"), 503, None, "1"),
         (EngineDeadError("device lost"), 503, None, "1"),
+        (StepError("the decoder failed while generating this answer"), 503, None, "1"),
         (TimeoutError(), 504, None, None),
         (RuntimeError("secret internals"), 500, None, None),
     ],
@@ -31,3 +32,7 @@ def test_status_and_envelope(error: Exception, status: int, param: str | None, r
     assert api_error.headers.get("Retry-After") == retry_after
     if status == 500:
         assert "secret" not in api_error.detail.message
+
+
+def test_a_failed_step_has_a_code_of_its_own() -> None:
+    assert to_api_error(StepError("the decoder failed")).detail.code == "engine_error"

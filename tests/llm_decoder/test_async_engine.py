@@ -16,6 +16,7 @@ from services.llm_decoder.engine import (
     QueueFullError,
     RequestOutput,
     SamplingParams,
+    StepError,
 )
 from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
@@ -112,3 +113,67 @@ async def test_a_stream_cancelled_while_it_waits_for_its_interval_frees_its_sequ
     async with asyncio.timeout(60):
         while llm_engine.stats().num_running or llm_engine.stats().num_aborted != 1:
             await asyncio.sleep(0.01)
+
+
+class FailingForward:
+    """Stands in for a model runner's forward (decode or prefill): fails the next `times` calls, then runs the
+    real one."""
+
+    def __init__(self, forward: object, times: int) -> None:
+        self.forward = forward
+        self.times = times
+
+    def __call__(self, sequences: list) -> torch.Tensor:
+        if self.times > 0:
+            self.times -= 1
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.forward(sequences)  # type: ignore[operator]
+
+
+async def _drain(stream: object) -> list[RequestOutput]:
+    return [output async for output in stream]  # type: ignore[attr-defined]
+
+
+async def test_a_failed_step_ends_its_requests_with_an_error_and_the_engine_serves_on(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
+    monkeypatch.setattr(llm_engine.runner, "decode", FailingForward(llm_engine.runner.decode, times=1))
+    engine = AsyncLLMEngine(llm_engine)
+    with pytest.raises(StepError, match="illegal memory access"):
+        await _drain(engine.generate(_request("a"), []))
+    assert engine.is_healthy
+    stats = engine.stats()
+    assert (stats.num_failed, stats.num_running, stats.num_free_slots) == (1, 0, 2)
+    after = await _drain(engine.generate(_request("b"), []))
+    assert after[-1].num_output_tokens == 4 and after[-1].finish_reason == "length"
+
+
+async def test_a_failed_step_spares_the_requests_it_did_not_run(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prompt that waits for a slot is not in the failing step: it is answered once the slot frees."""
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=256))
+    monkeypatch.setattr(llm_engine.runner, "decode", FailingForward(llm_engine.runner.decode, times=1))
+    engine = AsyncLLMEngine(llm_engine)
+    failed, spared = await asyncio.gather(_drain(engine.generate(_request("a"), [])),
+                                          _drain(engine.generate(_request("b"), [])), return_exceptions=True)
+    assert isinstance(failed, StepError)
+    assert isinstance(spared, list) and spared[-1].num_output_tokens == 4
+
+
+async def test_steps_that_keep_failing_make_the_engine_unhealthy(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost device fails every forward, prefills too."""
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
+    for forward in ("prefill", "decode"):
+        monkeypatch.setattr(llm_engine.runner, forward, FailingForward(getattr(llm_engine.runner, forward), 1000))
+    engine = AsyncLLMEngine(llm_engine)
+    for request_id in ("a", "b"):
+        with pytest.raises(StepError):
+            await _drain(engine.generate(_request(request_id), []))
+    assert engine.is_healthy
+    with pytest.raises(EngineDeadError):
+        await _drain(engine.generate(_request("c"), []))
+    assert not engine.is_healthy

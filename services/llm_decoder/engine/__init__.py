@@ -2,7 +2,14 @@
 
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.llm_decoder.engine.errors import ContextLengthError, EngineError, GrammarError, QueueFullError
+from services.llm_decoder.engine.errors import (
+    ContextLengthError,
+    EngineError,
+    GrammarError,
+    QueueFullError,
+    StepError,
+    StepFailed,
+)
 from services.llm_decoder.engine.llm_engine import EngineStats, LLMEngine, RequestOutput
 from services.llm_decoder.engine.sampling_params import SamplingParams
 
@@ -17,4 +24,6 @@ __all__ = [
     "QueueFullError",
     "RequestOutput",
     "SamplingParams",
+    "StepError",
+    "StepFailed",
 ]

@@ -25,3 +25,18 @@ class GrammarError(EngineError):
     """The request's response_format schema cannot be compiled into a grammar; the message says why (400)."""
 
     param = "response_format"
+
+
+class StepError(EngineError):
+    """The model failed while it ran this request's step (a bug, a device fault): the request ended, the
+    engine goes on with the others (503)."""
+
+
+class StepFailed(Exception):
+    """Raised by `LLMEngine.step` when the model failed: the step's sequences were dropped (their slots freed,
+    nothing of theirs kept for prefix reuse); `request_ids` names them. Stays inside the decoder process."""
+
+    def __init__(self, request_ids: list[str], cause: BaseException) -> None:
+        super().__init__(f"a step of {len(request_ids)} sequences failed: {cause!r}")
+        self.request_ids = request_ids
+        self.cause = cause

@@ -12,12 +12,12 @@ import torch
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.llm_decoder.engine.errors import ContextLengthError
+from services.llm_decoder.engine.errors import ContextLengthError, StepFailed
 from services.llm_decoder.engine.model_runner import ModelRunner
 from services.llm_decoder.engine.output_processor import OutputProcessor
 from services.llm_decoder.engine.sampler import sample
 from services.llm_decoder.engine.sampling_params import SamplingParams
-from services.llm_decoder.engine.scheduler import Scheduler
+from services.llm_decoder.engine.scheduler import ScheduledStep, Scheduler
 from services.llm_decoder.engine.sequence import FinishReason, Sequence, SequenceStatus
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.models.language_half import LanguageHalf
@@ -63,6 +63,7 @@ class EngineStats:
     kv_cache_usage: float  # cached tokens / capacity
     num_finished: int
     num_aborted: int
+    num_failed: int  # dropped by a step in which the model failed
     prompt_tokens: int
     output_tokens: int
     prefix_cache_queried_tokens: int  # prompt tokens admitted while prefix caching is on
@@ -86,7 +87,7 @@ class LLMEngine:
         self.grammars = GrammarCompiler(language.tokenizer, vocab_size, language.stop_token_ids)
         self.token_masks = TokenMasker(vocab_size)
         self._sequences: dict[str, Sequence] = {}
-        self._counts = {"finished": 0, "aborted": 0, "prompt_tokens": 0, "output_tokens": 0}
+        self._counts = {"finished": 0, "aborted": 0, "failed": 0, "prompt_tokens": 0, "output_tokens": 0}
 
     def add_request(
         self,
@@ -161,8 +162,15 @@ class LLMEngine:
         return bool(self.scheduler.waiting or self.scheduler.running)
 
     def step(self) -> list[RequestOutput]:
-        """Admit and prefill waiting sequences, then decode every other running sequence by one token."""
+        """Admit and prefill waiting sequences, then decode every other running sequence by one token.
+        Raises StepFailed, with the step's sequences dropped, when the model fails."""
         scheduled = self.scheduler.schedule()
+        try:
+            return self._run(scheduled)
+        except Exception as error:
+            raise self._drop(scheduled.prefills + scheduled.decodes, error) from error
+
+    def _run(self, scheduled: ScheduledStep) -> list[RequestOutput]:
         outputs: list[RequestOutput] = []
         if scheduled.prefills:
             self._counts["prompt_tokens"] += sum(s.num_prompt_tokens for s in scheduled.prefills)
@@ -185,6 +193,7 @@ class LLMEngine:
             kv_cache_usage=sum(s.num_cached_tokens for s in running) / capacity,
             num_finished=self._counts["finished"],
             num_aborted=self._counts["aborted"],
+            num_failed=self._counts["failed"],
             prompt_tokens=self._counts["prompt_tokens"],
             output_tokens=self._counts["output_tokens"],
             prefix_cache_queried_tokens=prefixes.queried_tokens,
@@ -218,8 +227,17 @@ class LLMEngine:
             num_reused_tokens=sequence.num_reused_tokens,
         )
 
-    def _release(self, sequence: Sequence) -> None:
-        if sequence.status is SequenceStatus.RUNNING:
+    def _drop(self, sequences: list[Sequence], cause: BaseException) -> StepFailed:
+        """Free what a failed step ran; their KV may be half written, so none of it is kept for reuse."""
+        dropped = [sequence for sequence in sequences if sequence.request_id in self._sequences]
+        for sequence in dropped:
+            sequence.finish_reason = FinishReason.ABORT
+            self._release(sequence, keep_prefix=False)
+            self._counts["failed"] += 1
+        return StepFailed([sequence.request_id for sequence in dropped], cause)
+
+    def _release(self, sequence: Sequence, keep_prefix: bool = True) -> None:
+        if keep_prefix and sequence.status is SequenceStatus.RUNNING:
             self._keep_prefix(sequence)
         move = self.scheduler.free(sequence)
         if move is not None:
