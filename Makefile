@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve ask test bench venv
+.PHONY: serve ask test chaos bench bench-burst venv
 
 # Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
 serve: $(BIN)/flashvqa
@@ -14,6 +14,14 @@ ask: $(BIN)/flashvqa
 
 bench: $(BIN)/flashvqa
 	$(BIN)/python -m bench.serving_benchmark
+
+# 300 requests at once on the local stack: answered, refused, and how fast (README, Overload).
+bench-burst: $(BIN)/flashvqa
+	$(BIN)/python -m bench.burst_benchmark
+
+# Only the chaos tests (also part of `make test`): a burst, dropped streams, Redis and a decoder killed.
+chaos: $(BIN)/flashvqa
+	$(BIN)/pytest -m chaos
 
 test: $(BIN)/flashvqa
 	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest

@@ -29,6 +29,7 @@ from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import FAMILY_NAMES, noise_image
 from tests.process_group import group_gone
 from tests.reference import ReferenceModel
+from tests.serve_stats import decoder_stats
 from tests.telemetry.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.waiting import wait_until
 
@@ -92,35 +93,6 @@ def _assert_process_group_gone(pgid: int) -> None:
         return
     leftovers = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(pgid)], capture_output=True, text=True).stdout
     pytest.fail(f"processes left behind after shutdown:\n{leftovers}")
-
-
-# Serve's handles do not survive reconnecting one process to a second cluster, so each look at the
-# decoder's engine stats runs in a short-lived driver process of its own.
-_STATS_PROBE = """
-import json, sys, time, ray
-from ray import serve
-ray.init(address="auto", logging_level="ERROR", log_to_driver=False)
-handle = serve.get_deployment_handle("llm_decoder", app_name="flashvqa")
-want_aborted, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
-while True:
-    stats = handle.stats.remote().result()
-    done = stats.num_aborted >= want_aborted and stats.num_running == 0 and stats.num_waiting == 0
-    if done or time.monotonic() > deadline:
-        print(json.dumps(stats.__dict__))
-        break
-    time.sleep(0.1)
-"""
-
-
-def _decoder_stats(wait_for_aborted: int = 0, timeout: float = 30) -> dict[str, Any]:
-    """The decoder's engine stats, once it has aborted `wait_for_aborted` requests and gone idle
-    (or the timeout passed)."""
-    probe = subprocess.run(
-        [sys.executable, "-c", _STATS_PROBE, str(wait_for_aborted), str(timeout)],
-        capture_output=True, text=True, timeout=timeout + 60, check=True,
-    )
-    stats: dict[str, Any] = json.loads(probe.stdout.strip().splitlines()[-1])
-    return stats
 
 
 def _png(width: int, height: int, seed: int) -> bytes:
@@ -227,7 +199,7 @@ class TestServing:
         assert "must be greater than `metrics_interval_s`" not in server.log.read_text(errors="replace")
 
     def test_aborting_a_stream_frees_its_sequence(self, server: Server) -> None:
-        before = _decoder_stats()["num_aborted"]
+        before = decoder_stats()["num_aborted"]
         stream = server.client.chat.completions.create(
             model=server.model, messages=_openai_messages("Go on.", [_png(64, 64, seed=5)]),  # type: ignore[arg-type]
             max_tokens=3000, temperature=0, stream=True, extra_body={"ignore_eos": True},
@@ -236,7 +208,7 @@ class TestServing:
         # bytes rarely complete a character, and the detokenizer holds them back), so stop at the first chunk.
         next(iter(stream))
         stream.close()
-        stats = _decoder_stats(wait_for_aborted=before + 1)
+        stats = decoder_stats(wait_for_aborted=before + 1)
         assert stats["num_aborted"] == before + 1
         assert (stats["num_running"], stats["num_waiting"]) == (0, 0)
         assert len(_served_tokens(server, _openai_messages("Next?", [_png(64, 64, seed=6)]), max_tokens=3)) >= 1
@@ -323,7 +295,7 @@ class TestWebPage:
         if CHROMIUM is None:
             pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
         receipt = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"
-        aborted_before = _decoder_stats()["num_aborted"]
+        aborted_before = decoder_stats()["num_aborted"]
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()
@@ -348,6 +320,6 @@ class TestWebPage:
             error = page.text_content("#error")
             browser.close()
         assert meta.startswith("stopped"), f"answer ended otherwise: meta={meta!r} error={error!r}"
-        stats = _decoder_stats(wait_for_aborted=aborted_before + 1)
+        stats = decoder_stats(wait_for_aborted=aborted_before + 1)
         assert stats["num_aborted"] == aborted_before + 1
         assert (stats["num_running"], stats["num_waiting"]) == (0, 0)
