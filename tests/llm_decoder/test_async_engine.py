@@ -134,12 +134,19 @@ async def _drain(stream: object) -> list[RequestOutput]:
     return [output async for output in stream]  # type: ignore[attr-defined]
 
 
+def _failing_engine(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch, max_num_seqs: int, times: int,
+                    forwards: tuple[str, ...] = ("decode",)) -> AsyncLLMEngine:
+    """An engine whose runner's `forwards` fail their next `times` calls."""
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=max_num_seqs, max_model_len=256))
+    for forward in forwards:
+        monkeypatch.setattr(llm_engine.runner, forward, FailingForward(getattr(llm_engine.runner, forward), times))
+    return AsyncLLMEngine(llm_engine)
+
+
 async def test_a_failed_step_ends_its_requests_with_an_error_and_the_engine_serves_on(
     language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
-    monkeypatch.setattr(llm_engine.runner, "decode", FailingForward(llm_engine.runner.decode, times=1))
-    engine = AsyncLLMEngine(llm_engine)
+    engine = _failing_engine(language, monkeypatch, max_num_seqs=2, times=1)
     with pytest.raises(StepError, match="illegal memory access"):
         await _drain(engine.generate(_request("a"), []))
     assert engine.is_healthy
@@ -153,9 +160,7 @@ async def test_a_failed_step_spares_the_requests_it_did_not_run(
     language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A prompt that waits for a slot is not in the failing step: it is answered once the slot frees."""
-    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=256))
-    monkeypatch.setattr(llm_engine.runner, "decode", FailingForward(llm_engine.runner.decode, times=1))
-    engine = AsyncLLMEngine(llm_engine)
+    engine = _failing_engine(language, monkeypatch, max_num_seqs=1, times=1)
     failed, spared = await asyncio.gather(_drain(engine.generate(_request("a"), [])),
                                           _drain(engine.generate(_request("b"), [])), return_exceptions=True)
     assert isinstance(failed, StepError)
@@ -166,10 +171,7 @@ async def test_steps_that_keep_failing_make_the_engine_unhealthy(
     language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A lost device fails every forward, prefills too."""
-    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
-    for forward in ("prefill", "decode"):
-        monkeypatch.setattr(llm_engine.runner, forward, FailingForward(getattr(llm_engine.runner, forward), 1000))
-    engine = AsyncLLMEngine(llm_engine)
+    engine = _failing_engine(language, monkeypatch, max_num_seqs=2, times=1000, forwards=("prefill", "decode"))
     for request_id in ("a", "b"):
         with pytest.raises(StepError):
             await _drain(engine.generate(_request(request_id), []))

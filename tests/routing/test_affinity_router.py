@@ -49,9 +49,10 @@ def _turn(conversation: str) -> PendingRequest:
     return _request(DecodeRequest("r", [], SamplingParams(), affinity_key=conversation), [])
 
 
-def _affinity_router(replicas: list[FakeReplica]) -> AffinityRouter:
-    router = AffinityRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN,
-                            use_replica_queue_len_cache=True)
+def _affinity_router(replicas: list[FakeReplica], router_class: type[AffinityRouter] = AffinityRouter
+                     ) -> AffinityRouter:
+    router = router_class(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN,
+                          use_replica_queue_len_cache=True)
     router.initialize_state(max_imbalance=MAX_IMBALANCE)
     router.update_replicas(replicas)  # type: ignore[arg-type]
     return router
@@ -131,10 +132,8 @@ class CountingRouter(AffinityRouter):
 
 
 def _counting_router(replicas: list[FakeReplica]) -> CountingRouter:
-    router = CountingRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN,
-                            use_replica_queue_len_cache=True)
-    router.initialize_state(max_imbalance=MAX_IMBALANCE)
-    router.update_replicas(replicas)  # type: ignore[arg-type]
+    router = _affinity_router(replicas, CountingRouter)
+    assert isinstance(router, CountingRouter)
     return router
 
 
