@@ -146,7 +146,7 @@ def build_app(args: dict[str, Any]) -> Application:
     ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads,
            decoder_args.stream_interval_ms / 1000, dtype=app_args.dtype)
     settings = app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
-    settings["max_in_flight"] = max_in_flight = app_args.gateway.max_in_flight or in_flight_budget(app_args)
+    settings["max_in_flight"] = max_in_flight = in_flight_budget(app_args)
     gateway_options = GatewayOptions(model_name=app_args.model_name, **settings)
     # Room for the requests being refused beside those in flight, so that Serve itself never refuses.
     gateway_serve = app_args.gateway.serve_options(default_max_ongoing=max(256, 2 * max_in_flight))
@@ -158,14 +158,17 @@ def proxy_door_environment(args: dict[str, Any]) -> dict[str, str]:
     (`services/gateway/proxy_door.py`): the gateway replicas' budgets together."""
     app_args = AppArgs.model_validate(args)
     gateway = app_args.gateway
-    per_replica = gateway.max_in_flight or in_flight_budget(app_args)
-    return proxy_environment(per_replica * gateway.num_replicas_at_least, gateway.overload_retry_after_ms)
+    return proxy_environment(in_flight_budget(app_args) * gateway.num_replicas_at_least,
+                             gateway.overload_retry_after_ms)
 
 
 def in_flight_budget(app_args: AppArgs) -> int:
-    """Requests one gateway replica lets in at once: what the decoder pool can hold (decoding or waiting for a
-    slot) at its largest, shared among the gateway replicas at their fewest. More would only wait in the
-    decoder's queue or be refused there, after the gateway had decoded and checked their images."""
+    """Requests one gateway replica lets in at once: `gateway.max_in_flight`, or by default what the decoder
+    pool can hold (decoding or waiting for a slot) at its largest, shared among the gateway replicas at their
+    fewest. More would only wait in the decoder's queue or be refused there, after the gateway had decoded
+    and checked their images."""
+    if app_args.gateway.max_in_flight is not None:
+        return app_args.gateway.max_in_flight
     decoder = app_args.decoder
     capacity = decoder.engine_config().max_requests * decoder.num_replicas_at_most
     return math.ceil(capacity / app_args.gateway.num_replicas_at_least)

@@ -79,7 +79,7 @@ def test_encoder_and_decoder_replicas_get_the_dtype() -> None:
 ])
 def test_the_gateway_door_is_sized_by_the_decoder_pool(args: dict, budget: int) -> None:
     app_args = AppArgs.model_validate({"model": "m", **args})
-    assert (app_args.gateway.max_in_flight or in_flight_budget(app_args)) == budget
+    assert in_flight_budget(app_args) == budget
 
 
 def test_serve_never_refuses_in_front_of_the_gateway() -> None:
