@@ -2,8 +2,9 @@
 
 Serve's proxy costs several milliseconds of CPU per request before the gateway replica sees it (the HTTP
 parse, the routing, the ASGI messages sent to the replica), so a gateway that refuses a burst still answers
-it at the proxy's pace: on the 2-core host, 300 requests at once waited ~1.4 s for a refusal that took the
-gateway under a millisecond. The proxy's own in-flight budget refuses them before that cost. And the errors
+it at the proxy's pace: on the 2-core host, of 300 requests at once, the refused waited up to 0.94 s (P99)
+for a refusal that took the gateway under a millisecond; refused by the proxy's own in-flight budget, before
+that cost, up to 0.17 s (`bench.burst_benchmark`). And the errors
 Serve itself answers (its queues full, a request that timed out, a replica that is gone) are plain text;
 here they become the OpenAI error form.
 
