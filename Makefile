@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve ask test chaos bench bench-burst venv
+.PHONY: serve ask test chaos bench bench-burst bench-arrivals venv
 
 # Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
 serve: $(BIN)/flashvqa
@@ -18,6 +18,10 @@ bench: $(BIN)/flashvqa
 # 300 requests at once on the local stack: answered, refused, and how fast (README, Overload).
 bench-burst: $(BIN)/flashvqa
 	$(BIN)/python -m bench.burst_benchmark
+
+# A running stream while 8 prompts arrive at once, at several step budgets (README, Performance).
+bench-arrivals: $(BIN)/flashvqa
+	$(BIN)/python -m bench.arrival_benchmark
 
 # Only the chaos tests (also part of `make test`): a burst, dropped streams, Redis and a decoder killed.
 chaos: $(BIN)/flashvqa

@@ -13,10 +13,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -59,6 +60,15 @@ def image_url(seed: int, size: int = 256) -> str:
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
+async def stream_chunks(client: httpx.AsyncClient, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """The parsed events of one streamed chat completion."""
+    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                yield json.loads(line[6:])
+
+
 async def one_request(client: httpx.AsyncClient, image_url: str, max_tokens: int) -> RequestTiming:
     body = {
         "messages": [{"role": "user", "content": [
@@ -70,16 +80,11 @@ async def one_request(client: httpx.AsyncClient, image_url: str, max_tokens: int
     start = time.perf_counter()
     first = None
     tokens = 0
-    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-            elif first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                first = time.perf_counter()
+    async for chunk in stream_chunks(client, body):
+        if chunk.get("usage"):
+            tokens = chunk["usage"]["completion_tokens"]
+        elif first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            first = time.perf_counter()
     end = time.perf_counter()
     return RequestTiming(ttft_s=(first or end) - start, e2e_s=end - start, output_tokens=tokens)
 

@@ -72,7 +72,11 @@ class DecoderArgs(DeploymentArgs):
     max_num_seqs: int = Field(16, ge=1, description="sequences decoded together per replica")
     max_model_len: int = Field(4096, ge=2, description="prompt + output tokens per sequence")
     max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
-    max_prefill_tokens: int = Field(4096, ge=1, description="prompt tokens prefilled per engine step")
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, description="tokens per engine step: every decode, then prompt chunks; null: 256 on CPU, "
+        "4096 on GPU; at least max_num_seqs",
+    )
+    attention_backend: str | None = Field(None, description="attention backend; null: the fastest on the device")
     prefix_cache_bytes: int = Field(1 << 30, ge=0, description="KV kept for follow-up questions per replica; 0: off")
     stream_interval_ms: float = Field(
         DEFAULT_STREAM_INTERVAL_S * 1000, ge=0,
@@ -89,8 +93,8 @@ class DecoderArgs(DeploymentArgs):
         return None if self.autoscaling_config is None else self.autoscaling_config.serve_config()
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_prefill_tokens,
-                            self.prefix_cache_bytes)
+        return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_num_batched_tokens,
+                            self.prefix_cache_bytes, self.attention_backend)
 
     @property
     def num_replicas_at_most(self) -> int:

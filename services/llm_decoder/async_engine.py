@@ -136,12 +136,16 @@ class AsyncLLMEngine:
             self._fail_all(error)
 
     def _time(self, outputs: list[RequestOutput], started_ns: int, finished_ns: int) -> None:
+        for request_id in self._engine.prefills_started:
+            timings = self._timings.get(request_id)
+            if timings is not None:
+                timings.prefill_started_ns = started_ns
         for output in outputs:
             timings = self._timings.get(output.request_id)
             if timings is None:
                 continue
-            if timings.prefill_started_ns is None:
-                timings.prefill_started_ns, timings.prefill_finished_ns = started_ns, finished_ns
+            if timings.prefill_finished_ns is None:
+                timings.prefill_finished_ns = finished_ns
             if output.finished:
                 timings.finished_ns = finished_ns
 

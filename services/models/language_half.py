@@ -14,9 +14,10 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
 from services.common.image_embedding import ImageEmbedding
+from services.models.attention.step import ATTENTION_IMPLEMENTATION, AttentionStep
 from services.models.checkpoint import load_submodel, read_tensor
 from services.models.family import family_for_model_type
-from services.models.kv_cache import KVCacheView, KVShape
+from services.models.kv_cache import KVShape
 from services.models.mrope import mrope_positions
 
 
@@ -55,6 +56,8 @@ class LanguageHalf:
             device,
             dtype,
         )
+        # Every layer's attention goes through the engine's backend (registered with transformers on import).
+        self.text_model.config._attn_implementation = ATTENTION_IMPLEMENTATION
         self.text_config = config.text_config
         self._embed_tokens = self.text_model.get_input_embeddings()
         self.lm_head_weight: torch.Tensor = (
@@ -104,27 +107,32 @@ class LanguageHalf:
 
     # -- forward ------------------------------------------------------------------------------------------
 
-    def embed_prompt(self, prompt: Prompt, images: list[ImageEmbedding], start: int = 0) -> torch.Tensor:
-        """`[1, num_tokens - start, hidden]` input embeddings of the prompt from token `start` on, with the image
-        embeddings in the placeholder slots (an image wholly before `start` is not touched)."""
+    def check_images(self, prompt: Prompt, images: list[ImageEmbedding]) -> None:
         if [image.grid_thw for image in images] != list(prompt.image_grids):
             raise PromptError("image embeddings do not match the prompt's images")
-        token_ids = torch.tensor([prompt.token_ids[start:]], device=self.device)
-        embeds: torch.Tensor = self._embed_tokens(token_ids)
-        image_rows = [
-            image.embeds[max(start - image_start, 0) :]
-            for (image_start, image_end), image in zip(prompt.image_spans, images, strict=True)
-            if image_end > start
-        ]
-        if image_rows:
-            image_embeds = torch.cat(image_rows).to(self.device, embeds.dtype)
-            mask = (token_ids == self.image_token_id).unsqueeze(-1)
-            embeds = embeds.masked_scatter(mask, image_embeds)
-        return embeds
 
-    def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
-        embeds: torch.Tensor = self._embed_tokens(token_ids.to(self.device))
-        return embeds
+    @staticmethod
+    def image_rows(
+        prompt: Prompt, images: list[ImageEmbedding], start: int, end: int
+    ) -> list[tuple[int, torch.Tensor]]:
+        """The image embedding rows of prompt tokens [start, end), each run as (its first token's offset from
+        `start`, rows): a chunk may begin or end inside an image."""
+        rows = []
+        for (image_start, image_end), image in zip(prompt.image_spans, images, strict=True):
+            first, last = max(start, image_start), min(end, image_end)
+            if first < last:
+                rows.append((first - start, image.embeds[first - image_start : last - image_start]))
+        return rows
+
+    def embed(self, token_ids: list[int], image_rows: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+        """`[1, len(token_ids), hidden]` input embeddings of a flat batch: the tokens' embeddings, with each image
+        run (its first token's index in the batch, rows) in place of its placeholder tokens."""
+        embeds: torch.Tensor = self._embed_tokens(torch.tensor(token_ids).to(self.device, non_blocking=True))
+        if image_rows:
+            index = torch.cat([torch.arange(offset, offset + len(rows)) for offset, rows in image_rows])
+            values = torch.cat([rows for _, rows in image_rows]).to(self.device, embeds.dtype, non_blocking=True)
+            embeds = embeds.index_copy(0, index.to(self.device, non_blocking=True), values)
+        return embeds.unsqueeze(0)
 
     @property
     def kv_shape(self) -> KVShape:
@@ -134,36 +142,21 @@ class LanguageHalf:
 
     @torch.inference_mode()
     def forward(
-        self,
-        inputs_embeds: torch.Tensor,
-        position_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        cache: KVCacheView,
-        last_positions: torch.Tensor | None = None,
+        self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, step: AttentionStep, sample_rows: torch.Tensor
     ) -> torch.Tensor:
-        """Logits `[B, V]` at `last_positions[b]` of each row (default: the last position).
+        """Logits `[R, V]` at the `R` batch positions `sample_rows` of a flat batch.
 
-        inputs_embeds: [B, S, H]; position_ids: [3, B, S]; attention_mask: bool [B, 1, S, K] over the K
-        cached-plus-new keys, True where a query may attend. We run the decoder layers ourselves (rather
-        than the text model's forward) so that the mask and the KV layout are the engine's: one batched
-        forward over sequences of different lengths, with no per-sequence cache objects.
+        inputs_embeds: [1, T, H]; position_ids: [3, 1, T]. We run the decoder layers ourselves (rather than the
+        text model's forward) so that the attention and the KV layout are the engine's: `step` stores each
+        layer's new keys and runs the chosen backend over every row's real length.
         """
         text_model: Any = self.text_model
         hidden = inputs_embeds
-        rotary = text_model.rotary_emb(hidden, position_ids.to(self.device))
+        rotary = text_model.rotary_emb(hidden, position_ids)
         for layer in text_model.layers:
-            hidden = layer(hidden, attention_mask=attention_mask, position_embeddings=rotary, cache=cache)
-        if last_positions is None:
-            hidden = hidden[:, -1]
-        else:
-            hidden = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_positions.to(hidden.device)]
-        hidden = text_model.norm(hidden)
+            hidden = layer(hidden, attention_mask=None, position_embeddings=rotary, cache=step, attention_step=step)
+        hidden = text_model.norm(hidden[0, sample_rows])
         return torch.nn.functional.linear(hidden, self.lm_head_weight).float()
-
-    @staticmethod
-    def decode_positions(cache_lengths: torch.Tensor, rope_deltas: torch.Tensor) -> torch.Tensor:
-        """Positions [3, B, 1] of each sequence's next token: its text index shifted by its rope delta."""
-        return (cache_lengths + rope_deltas).view(1, -1, 1).expand(3, -1, -1)
 
 
 def _stop_token_ids(model_dir: Path, config: Any) -> list[int]:

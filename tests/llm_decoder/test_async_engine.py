@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
+from services.llm_decoder.decode_timings import DecodeTimings
 from services.llm_decoder.engine import (
     DecodeRequest,
     EngineConfig,
@@ -18,6 +20,7 @@ from services.llm_decoder.engine import (
     SamplingParams,
     StepError,
 )
+from services.llm_decoder.engine.scheduler import ScheduledStep
 from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
 
@@ -38,6 +41,31 @@ async def test_streams_every_output_until_finished(language: LanguageHalf) -> No
     outputs = [output async for output in engine.generate(_request("a"), [])]
     assert [output.num_output_tokens for output in outputs] == [1, 2, 3, 4]
     assert outputs[-1].finish_reason == "length"
+
+
+async def test_a_chunked_prefill_is_timed_from_its_first_chunk_to_its_first_token(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=1, max_model_len=256, max_num_batched_tokens=3))
+    forwards: list[tuple[int, int]] = []  # (started, ended) of each forward
+    run = llm_engine.runner.run
+
+    def timed_run(step: ScheduledStep) -> torch.Tensor:
+        started = time.time_ns()
+        logits = run(step)
+        forwards.append((started, time.time_ns()))
+        return logits
+
+    monkeypatch.setattr(llm_engine.runner, "run", timed_run)
+    request = _request("a")
+    prompt_tokens = llm_engine.prepare(request, []).num_prompt_tokens
+    timings = DecodeTimings()
+    outputs = [output async for output in AsyncLLMEngine(llm_engine).generate(request, [], timings)]
+    chunks = -(-prompt_tokens // 3)
+    assert chunks >= 3 and len(forwards) == chunks + len(outputs) - 1
+    assert timings.prefill_started_ns is not None and timings.prefill_finished_ns is not None
+    assert timings.arrived_ns <= timings.prefill_started_ns <= forwards[0][0]
+    assert forwards[chunks - 1][1] <= timings.prefill_finished_ns <= forwards[chunks][0]
 
 
 async def test_a_failing_step_fails_the_streams_and_the_health_check(
@@ -116,30 +144,28 @@ async def test_a_stream_cancelled_while_it_waits_for_its_interval_frees_its_sequ
 
 
 class FailingForward:
-    """Stands in for a model runner's forward (decode or prefill): fails the next `times` calls, then runs the
-    real one."""
+    """Stands in for a model runner's forward: fails the next `times` calls, then runs the real one."""
 
     def __init__(self, forward: object, times: int) -> None:
         self.forward = forward
         self.times = times
 
-    def __call__(self, sequences: list) -> torch.Tensor:
+    def __call__(self, step: ScheduledStep) -> torch.Tensor:
         if self.times > 0:
             self.times -= 1
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return self.forward(sequences)  # type: ignore[operator]
+        return self.forward(step)  # type: ignore[operator]
 
 
 async def _drain(stream: object) -> list[RequestOutput]:
     return [output async for output in stream]  # type: ignore[attr-defined]
 
 
-def _failing_engine(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch, max_num_seqs: int, times: int,
-                    forwards: tuple[str, ...] = ("decode",)) -> AsyncLLMEngine:
-    """An engine whose runner's `forwards` fail their next `times` calls."""
+def _failing_engine(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch, max_num_seqs: int,
+                    times: int) -> AsyncLLMEngine:
+    """An engine whose runner's forward fails its next `times` calls."""
     llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=max_num_seqs, max_model_len=256))
-    for forward in forwards:
-        monkeypatch.setattr(llm_engine.runner, forward, FailingForward(getattr(llm_engine.runner, forward), times))
+    monkeypatch.setattr(llm_engine.runner, "run", FailingForward(llm_engine.runner.run, times))
     return AsyncLLMEngine(llm_engine)
 
 
@@ -170,8 +196,8 @@ async def test_a_failed_step_spares_the_requests_it_did_not_run(
 async def test_steps_that_keep_failing_make_the_engine_unhealthy(
     language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A lost device fails every forward, prefills too."""
-    engine = _failing_engine(language, monkeypatch, max_num_seqs=2, times=1000, forwards=("prefill", "decode"))
+    """A lost device fails every forward."""
+    engine = _failing_engine(language, monkeypatch, max_num_seqs=2, times=1000)
     for request_id in ("a", "b"):
         with pytest.raises(StepError):
             await _drain(engine.generate(_request(request_id), []))

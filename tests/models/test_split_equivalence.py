@@ -55,6 +55,15 @@ def pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
     return {name: LocalPipeline(path, CPU) for name, path in tiny_model_dirs.items()}
 
 
+# A step budget smaller than every prompt and prime, so that chunk boundaries cut through the images.
+CHUNKED = EngineConfig(max_num_seqs=1, max_num_batched_tokens=7, prefix_cache_bytes=0)
+
+
+@pytest.fixture(scope="module")
+def chunked_pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
+    return {name: LocalPipeline(path, CPU, CHUNKED) for name, path in tiny_model_dirs.items()}
+
+
 def _greedy_tokens(pipeline: LocalPipeline, messages: list[dict[str, Any]], images: list[Image.Image]) -> list[int]:
     params = SamplingParams(max_tokens=MAX_NEW_TOKENS, temperature=0.0)
     return [token for output in pipeline.generate(messages, images, params) for token in output.token_ids]
@@ -78,6 +87,25 @@ class TestSplitMatchesGenerate:
 
         assert len(expected) > 0
         assert actual == expected
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    @pytest.mark.parametrize("case", ["one_image", "two_images", "tall"])
+    def test_same_tokens_with_the_prompt_prefilled_in_chunks(
+        self, family: str, case: str, references: dict[str, ReferenceModel],
+        chunked_pipelines: dict[str, LocalPipeline],
+    ) -> None:
+        images = [
+            load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
+        ]
+        messages = image_question("What is in this picture?", len(images))
+        pipeline = chunked_pipelines[family]
+        prompt = pipeline.engine.language.render_prompt(
+            messages, [e.grid_thw for e in pipeline.vision.encode([RawImage.from_image(i) for i in images])])
+        budget = CHUNKED.max_num_batched_tokens or 0
+        # Some image's placeholder run is cut by a chunk boundary (a multiple of the budget).
+        assert any(start // budget != (end - 1) // budget for start, end in prompt.image_spans)
+        assert _greedy_tokens(pipeline, messages, images) == references[family].generate(
+            messages, images, MAX_NEW_TOKENS)
 
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     def test_multi_turn_with_system_prompt(

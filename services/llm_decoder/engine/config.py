@@ -2,29 +2,58 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+# One step's token budget when none is configured. A CPU step's time grows with its tokens: at 256, a step
+# with prompt chunks keeps a running stream's worst gap near 3x its usual one (bench/arrival_benchmark.py).
+# A GPU's step time stays nearly flat up to a few thousand tokens (decode is bound by reading the weights).
+DEFAULT_BATCHED_TOKENS = {"cpu": 256, "cuda": 4096}
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """`max_num_seqs` sequences decode together, each up to `max_model_len` tokens (prompt + output);
-    at most `max_waiting` more wait for a slot, beyond which requests are refused at once.
-    `max_prefill_tokens` bounds the prompt tokens prefilled in one step (counted padded to the longest
-    prompt of the step), so that a burst of arrivals cannot stall the running sequences' next token for
-    long; a longer prompt is still admitted, alone. `prefix_cache_bytes` bounds the KV kept from finished
-    sequences for the prompts that start with them (follow-up questions); 0 turns prefix caching off."""
+    """`max_num_seqs` sequences run together, each up to `max_model_len` tokens (prompt + output); at most
+    `max_waiting` more wait for a slot, beyond which requests are refused at once.
+
+    `max_num_batched_tokens` is one step's token budget: every decoding sequence's next token comes first,
+    and prompt chunks fill the rest, so a burst of long prompts costs the running streams at most one
+    budget-sized step per token, never a whole prompt (a longer prompt is prefilled over several steps). It
+    trades the running streams' worst gap against how fast prompts are absorbed (None:
+    `DEFAULT_BATCHED_TOKENS` of the device).
+
+    `prefix_cache_bytes` bounds the KV kept from finished sequences for the prompts that start with them
+    (follow-up questions); 0 turns prefix caching off. `attention_backend` names the backend (None: the
+    fastest one available on the device)."""
 
     max_num_seqs: int = 16
     max_model_len: int = 4096
     max_waiting: int = 64
-    max_prefill_tokens: int = 4096
+    max_num_batched_tokens: int | None = None
     prefix_cache_bytes: int = 1 << 30
+    attention_backend: str | None = None
 
     @property
     def max_requests(self) -> int:
         """Requests one engine holds at once, decoding or waiting for a slot."""
         return self.max_num_seqs + self.max_waiting
 
+    def for_device(self, device_type: str) -> EngineConfig:
+        """This config with the token budget filled in for a device."""
+        if self.max_num_batched_tokens is not None:
+            return self
+        budget = DEFAULT_BATCHED_TOKENS.get(device_type, DEFAULT_BATCHED_TOKENS["cpu"])
+        return replace(self, max_num_batched_tokens=max(budget, self.max_num_seqs))
+
+    @property
+    def token_budget(self) -> int:
+        if self.max_num_batched_tokens is None:
+            raise ValueError("the token budget is set by for_device")
+        return self.max_num_batched_tokens
+
     def __post_init__(self) -> None:
-        assert self.max_num_seqs >= 1 and self.max_model_len >= 2
-        assert self.max_waiting >= 0 and self.max_prefill_tokens >= 1 and self.prefix_cache_bytes >= 0
+        if self.max_num_seqs < 1 or self.max_model_len < 2 or self.max_waiting < 0 or self.prefix_cache_bytes < 0:
+            raise ValueError(f"invalid engine sizes: {self}")
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
+            # Below this, the decoding sequences alone could fill a step and a prompt would never get a chunk.
+            raise ValueError(f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least "
+                             f"max_num_seqs ({self.max_num_seqs})")

@@ -79,7 +79,7 @@ class EngineStats:
 
 class LLMEngine:
     def __init__(self, language: LanguageHalf, config: EngineConfig | None = None) -> None:
-        self.config = config or EngineConfig()
+        self.config = (config or EngineConfig()).for_device(language.device.type)
         self.language = language
         self.runner = ModelRunner(language, self.config)
         self.scheduler = Scheduler(self.config)
@@ -88,6 +88,8 @@ class LLMEngine:
         self.token_masks = TokenMasker(vocab_size)
         self._sequences: dict[str, Sequence] = {}
         self._counts = {"finished": 0, "aborted": 0, "failed": 0, "prompt_tokens": 0, "output_tokens": 0}
+        # The requests whose prompt began to be computed in the last step (a prompt may take several).
+        self.prefills_started: list[str] = []
 
     def add_request(
         self,
@@ -111,6 +113,7 @@ class LLMEngine:
         params = request.params
         grids = [image.grid_thw for image in images]
         prompt = self.language.render_prompt(request.messages, grids, request.enable_thinking)
+        self.language.check_images(prompt, images)
         room = self.config.max_model_len - prompt.num_tokens
         if room < 1:
             raise ContextLengthError(
@@ -162,22 +165,25 @@ class LLMEngine:
         return bool(self.scheduler.waiting or self.scheduler.running)
 
     def step(self) -> list[RequestOutput]:
-        """Admit and prefill waiting sequences, then decode every other running sequence by one token.
+        """One forward over every running sequence's next token and as many prompt chunks as the token budget
+        leaves room for; an output for each sequence that got a token.
         Raises StepFailed, with the step's sequences dropped, when the model fails."""
         scheduled = self.scheduler.schedule()
+        self.prefills_started = [c.sequence.request_id for c in scheduled.prefills if c.is_first]
         try:
             return self._run(scheduled)
         except Exception as error:
-            raise self._drop(scheduled.prefills + scheduled.decodes, error) from error
+            raise self._drop(scheduled.sequences, error) from error
 
     def _run(self, scheduled: ScheduledStep) -> list[RequestOutput]:
-        outputs: list[RequestOutput] = []
-        if scheduled.prefills:
-            self._counts["prompt_tokens"] += sum(s.num_prompt_tokens for s in scheduled.prefills)
-            outputs += self._sample(scheduled.prefills, self.runner.prefill(scheduled.prefills))
-        if scheduled.decodes:
-            outputs += self._sample(scheduled.decodes, self.runner.decode(scheduled.decodes))
-        for sequence in [s for s in scheduled.prefills + scheduled.decodes if s.finish_reason is not None]:
+        if not scheduled.chunks:
+            return []
+        logits = self.runner.run(scheduled)
+        self.scheduler.finish_chunks(scheduled)
+        sampled = [chunk.sequence for chunk in scheduled.chunks if chunk.samples]
+        self._counts["prompt_tokens"] += sum(c.sequence.num_prompt_tokens for c in scheduled.prefills if c.samples)
+        outputs = self._sample(sampled, logits) if sampled else []
+        for sequence in [s for s in sampled if s.finish_reason is not None]:
             self._release(sequence)
             self._counts["finished"] += 1
         return outputs
@@ -190,7 +196,7 @@ class LLMEngine:
             num_running=len(running),
             num_waiting=len(self.scheduler.waiting),
             num_free_slots=self.scheduler.num_free_slots,
-            kv_cache_usage=sum(s.num_cached_tokens for s in running) / capacity,
+            kv_cache_usage=sum(s.num_computed_tokens for s in running) / capacity,
             num_finished=self._counts["finished"],
             num_aborted=self._counts["aborted"],
             num_failed=self._counts["failed"],
@@ -247,8 +253,7 @@ class LLMEngine:
     def _keep_prefix(self, sequence: Sequence) -> None:
         """Copy what the sequence's slot holds into the prefix cache, before the slot is reused."""
         keys = sequence.cached_keys
-        if self.scheduler.prefix_cache.should_store(keys):
-            assert sequence.slot is not None
+        if sequence.slot is not None and self.scheduler.prefix_cache.should_store(keys):
             self.scheduler.prefix_cache.store(keys, self.runner.kv.read(sequence.slot, len(keys)))
 
 

@@ -1,11 +1,17 @@
-"""The engine's forward passes: prefill of newly admitted sequences, and one batched decode step of many."""
+"""The engine's forward pass: one flat batch per step, every decode row and every prompt chunk together.
+
+Everything the forward needs is built on the host from what the scheduler knows (token ids, positions, slot
+lengths) and copied to the device once per step; nothing is read back from the device until the sampled
+tokens are.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from services.llm_decoder.engine.config import EngineConfig
-from services.llm_decoder.engine.sequence import Sequence
+from services.llm_decoder.engine.scheduler import Chunk, ScheduledStep
+from services.models.attention import AttentionStep, BatchLayout, ChunkLayout, choose_backend
 from services.models.kv_cache import SlotKVCache
 from services.models.language_half import LanguageHalf
 
@@ -15,45 +21,52 @@ class ModelRunner:
         self.language = language
         self.device = language.device
         self.kv = SlotKVCache(language.kv_shape, config.max_num_seqs, config.max_model_len, language.device)
+        self.attention = choose_backend(language.device, config.attention_backend)
 
     @torch.inference_mode()
-    def prefill(self, sequences: list[Sequence]) -> torch.Tensor:
-        """Logits [B, V] after each whole prompt, in one forward over the prompt tokens the prefix cache did not
-        hold; their KV is written to the sequences' slots after the reused KV (consecutive slots: newly admitted
-        sequences take the next free slots in order)."""
-        first_slot = sequences[0].slot
-        assert first_slot is not None
-        assert [s.slot for s in sequences] == list(range(first_slot, first_slot + len(sequences)))
-        for row, sequence in enumerate(sequences):
+    def run(self, step: ScheduledStep) -> torch.Tensor:
+        """Logits `[R, V]`, one row per chunk that samples (`Chunk.samples`), in the step's chunk order."""
+        chunks = step.chunks
+        for chunk in step.prefills:
+            sequence = chunk.sequence
             if sequence.reused_kv is not None:
-                self.kv.write(first_slot + row, sequence.reused_kv)
+                self.kv.write(_slot(chunk), sequence.reused_kv)
                 sequence.reused_kv = None  # in the slot now: the cache may evict (and free) its entry
-        reused = [s.num_reused_tokens for s in sequences]
-        new = [s.num_prompt_tokens - r for s, r in zip(sequences, reused, strict=True)]
-        longest = max(new)
-        embeds = torch.zeros(len(sequences), longest, self.language.hidden_size, device=self.device,
-                             dtype=self.language.lm_head_weight.dtype)
-        positions = torch.zeros(3, len(sequences), longest, dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            embeds[row, : new[row]] = self.language.embed_prompt(sequence.prompt, sequence.images, reused[row])[0]
-            # The positions a whole-prompt prefill would give these tokens (M-RoPE's depend on the images before).
-            positions[:, row, : new[row]] = sequence.prompt.positions[:, reused[row] :]
-        cache = self.kv.view(first_slot, torch.tensor(reused, device=self.device), longest)
+        token_ids: list[int] = []
+        image_rows: list[tuple[int, torch.Tensor]] = []
+        positions: list[torch.Tensor] = []
+        sample_rows: list[int] = []
+        for chunk in chunks:
+            sequence, offset, end = chunk.sequence, len(token_ids), chunk.start + chunk.length
+            if chunk.is_decode:
+                token_ids.append(sequence.last_token_id)
+                positions.append(torch.full((3, 1), chunk.start + sequence.prompt.rope_delta))
+            else:
+                token_ids += sequence.prompt.token_ids[chunk.start : end]
+                image_rows += [(offset + at, rows) for at, rows in
+                               self.language.image_rows(sequence.prompt, sequence.images, chunk.start, end)]
+                # The positions a whole-prompt forward gives these tokens (M-RoPE's depend on the images before).
+                positions.append(sequence.prompt.positions[:, chunk.start : end])
+            if chunk.samples:
+                sample_rows.append(len(token_ids) - 1)
+        layout = BatchLayout(
+            decodes=tuple(_layout(chunk) for chunk in step.decodes),
+            chunks=tuple(_layout(chunk) for chunk in step.prefills),
+        )
         return self.language.forward(
-            embeds, positions, cache.causal_mask(), cache, last_positions=torch.tensor(new) - 1
+            self.language.embed(token_ids, image_rows),
+            torch.cat(positions, dim=1).unsqueeze(1).to(self.device, non_blocking=True),
+            AttentionStep(self.attention, layout, self.kv),
+            torch.tensor(sample_rows, dtype=torch.long).to(self.device, non_blocking=True),
         )
 
-    @torch.inference_mode()
-    def decode(self, sequences: list[Sequence]) -> torch.Tensor:
-        """Logits [B, V] for the next token of each running sequence (slots 0..B-1, in order)."""
-        assert [s.slot for s in sequences] == list(range(len(sequences)))
-        tokens = torch.tensor([[s.last_token_id] for s in sequences], device=self.device)
-        cached = torch.tensor([s.num_cached_tokens for s in sequences], device=self.device)
-        deltas = torch.tensor([s.prompt.rope_delta for s in sequences], device=self.device)
-        cache = self.kv.view(0, cached, 1)
-        return self.language.forward(
-            self.language.embed_tokens(tokens),
-            self.language.decode_positions(cached, deltas),
-            cache.causal_mask(),
-            cache,
-        )
+
+def _slot(chunk: Chunk) -> int:
+    slot = chunk.sequence.slot
+    if slot is None:
+        raise RuntimeError(f"sequence {chunk.sequence.request_id} is scheduled without a slot")
+    return slot
+
+
+def _layout(chunk: Chunk) -> ChunkLayout:
+    return ChunkLayout(_slot(chunk), chunk.start, chunk.length)

@@ -14,11 +14,18 @@ def sample(logits: torch.Tensor, params: list[SamplingParams], generators: list[
     chosen = logits.argmax(dim=-1)
     sampled_rows = [row for row, p in enumerate(params) if not p.is_greedy]
     if sampled_rows:
-        rows = torch.tensor(sampled_rows, device=logits.device)
-        probs = _filtered_probs(logits[rows], [params[row] for row in sampled_rows])
+        device = logits.device
+        probs = _filtered_probs(logits[torch.tensor(sampled_rows, device=device)], [params[r] for r in sampled_rows])
+        # The rows without a seed draw together, in one call; a seeded row draws alone from its own generator.
+        unseeded = [index for index, row in enumerate(sampled_rows) if generators[row] is None]
+        if unseeded:
+            rows = torch.tensor([sampled_rows[index] for index in unseeded], device=device)
+            chosen[rows] = torch.multinomial(probs[torch.tensor(unseeded, device=device)], 1).squeeze(1)
         for index, row in enumerate(sampled_rows):
-            chosen[row] = torch.multinomial(probs[index], 1, generator=generators[row])[0]
-    return [int(token) for token in chosen.tolist()]
+            if generators[row] is not None:
+                chosen[row] = torch.multinomial(probs[index], 1, generator=generators[row])[0]
+    tokens: list[int] = chosen.tolist()  # the step's one read from the device
+    return tokens
 
 
 def _filtered_probs(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:

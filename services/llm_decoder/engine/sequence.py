@@ -45,7 +45,8 @@ class Sequence:
     finish_reason: FinishReason | None = None
     output_token_ids: list[int] = field(default_factory=list)
     num_reused_tokens: int = 0  # leading prompt tokens whose KV came from the prefix cache
-    reused_kv: torch.Tensor | None = None  # ... that KV, from admission until the prefill puts it in the slot
+    reused_kv: torch.Tensor | None = None  # ... that KV, from admission until its first chunk puts it in the slot
+    num_computed_tokens: int = 0  # tokens whose keys and values are in the slot: reused, prefilled, decoded
 
     @property
     def num_prompt_tokens(self) -> int:
@@ -56,9 +57,9 @@ class Sequence:
         return len(self.output_token_ids)
 
     @property
-    def num_cached_tokens(self) -> int:
-        """Tokens whose keys and values are in the cache: all but the last sampled one."""
-        return self.num_prompt_tokens + max(self.num_output_tokens - 1, 0)
+    def is_prefilling(self) -> bool:
+        """Some of the prompt is still to be computed (over one or several steps' chunks)."""
+        return self.num_computed_tokens < self.num_prompt_tokens
 
     @cached_property
     def prompt_keys(self) -> PrefixKeys:
@@ -67,7 +68,10 @@ class Sequence:
     @property
     def cached_keys(self) -> PrefixKeys:
         """The prefix cache's keys of the tokens whose KV is in the slot."""
-        return self.prompt_keys + tuple(self.output_token_ids[: self.num_cached_tokens - self.num_prompt_tokens])
+        computed = self.num_computed_tokens
+        if computed <= self.num_prompt_tokens:
+            return self.prompt_keys[:computed]
+        return self.prompt_keys + tuple(self.output_token_ids[: computed - self.num_prompt_tokens])
 
     @property
     def last_token_id(self) -> int:

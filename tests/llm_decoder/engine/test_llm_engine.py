@@ -55,15 +55,20 @@ def _alone(
 class TestContinuousBatching:
     """A request's greedy tokens do not depend on what else is in the batch, or when it joined."""
 
+    # None: the device's budget, every prompt in one chunk; 13: prompts cut into chunks (through their images)
+    # that are prefilled beside other sequences' decodes and other prompts' chunks.
+    @pytest.mark.parametrize("budget", [None, 13], ids=["whole_prompts", "chunked_prompts"])
     @pytest.mark.parametrize("family", FAMILY_NAMES)
-    def test_eight_concurrent_requests_match_their_solo_runs(self, family: str, halves: dict) -> None:
+    def test_eight_concurrent_requests_match_their_solo_runs(
+        self, family: str, budget: int | None, halves: dict
+    ) -> None:
         vision, language = halves[family]
         requests = _requests(vision, 8)
         # Different lengths, so sequences finish at different steps and slots get compacted mid-batch.
         params = [SamplingParams(max_tokens=4 + 2 * i, temperature=0.0, ignore_eos=True) for i in range(8)]
         expected = [_alone(language, m, imgs, p) for (m, imgs), p in zip(requests, params, strict=True)]
 
-        engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=1024))
+        engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=1024, max_num_batched_tokens=budget))
         for index in range(4):
             engine.add_request(f"r{index}", *requests[index], params[index])
         outputs: dict[str, list[RequestOutput]] = {}

@@ -1,0 +1,59 @@
+"""One step's attention as the transformers layers see it: the `cache` whose `update` stores the step's
+keys and values, and the attention function that hands the queries to the backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+
+from services.models.attention.backend import AttentionBackend
+from services.models.attention.layout import BatchLayout
+from services.models.kv_cache import SlotKVCache
+
+ATTENTION_IMPLEMENTATION = "flashvqa"
+
+
+class AttentionStep:
+    """Built once per step (the backend's metadata and the tokens' write positions go to the device here,
+    once), then used by every layer."""
+
+    def __init__(self, backend: AttentionBackend, layout: BatchLayout, kv: SlotKVCache) -> None:
+        device = kv.buffer.device
+        self.backend = backend
+        self.prepared = backend.prepare(layout, device)
+        self._kv = kv
+        self._write_slots = torch.tensor(layout.write_slots(), dtype=torch.long).to(device, non_blocking=True)
+        self._write_positions = torch.tensor(layout.write_positions(), dtype=torch.long).to(device, non_blocking=True)
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the step's keys and values (`[1, kv_heads, tokens, head_dim]`) in their slots; return the
+        layer's whole key and value buffers for the backend to read (transformers' Cache protocol, the one
+        method its attention layers call)."""
+        keys, values = self._kv.buffer[layer_idx]
+        keys[self._write_slots, :, self._write_positions] = key_states[0].transpose(0, 1)
+        values[self._write_slots, :, self._write_positions] = value_states[0].transpose(0, 1)
+        return keys, values
+
+
+def attend_with_step(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    attention_step: AttentionStep | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function signature; `key` and `value` are what `AttentionStep.update` gave."""
+    if attention_step is None:
+        raise RuntimeError(f"the {ATTENTION_IMPLEMENTATION!r} attention runs only inside an engine step")
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    return attention_step.backend.attend(query, key, value, attention_step.prepared, scale), None
+
+
+AttentionInterface.register(ATTENTION_IMPLEMENTATION, attend_with_step)
