@@ -1,6 +1,6 @@
 """A running stream while new prompts arrive at once: how long its longest silence gets.
 
-    .venv/bin/python -m bench.arrival_benchmark [--size small] [--budgets 256 8192] [--arrivals 8]
+    .venv/bin/python -m bench.arrival_benchmark [--size small] [--budgets 192 8192] [--arrivals 8]
 
 For each decoder token budget (`max_num_batched_tokens`), a local stack (Ray Serve: gateway, encoder,
 decoder) is started with it, and then, twice, one answer streams while `--arrivals` requests arrive together:
@@ -9,8 +9,8 @@ prefill is what they cost), then requests with ~2.6k tokens of text each. Every 
 from its first tokens on, so the decoder's prefix cache saves none of it. The stream's gaps between events
 are compared: the median before the arrivals against the longest from the arrivals until the last of them has
 its first token (target: at most 3x). Then output tokens/s at concurrency 16 (every request with a picture of
-its own). A budget larger than every burst (8192 here) prefills each newcomer's whole prompt in one step: the
-behaviour of an engine without chunked prefill, measured in the same run. Results go to
+its own). A budget larger than every burst (8192 by default) prefills each newcomer's whole prompt in one
+step: the behaviour of an engine without chunked prefill, measured in the same run. Results go to
 bench/results/arrivals.json.
 """
 
@@ -149,7 +149,7 @@ async def _measure(url: str, budget: int, arrivals: int, requests_per_user: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "small"], default="small")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[256, 8192])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[192, 8192])
     parser.add_argument("--arrivals", type=int, default=8)
     parser.add_argument("--requests-per-user", type=int, default=4, help="of the concurrency-16 level")
     args = parser.parse_args()

@@ -73,7 +73,7 @@ class DecoderArgs(DeploymentArgs):
     max_model_len: int = Field(4096, ge=2, description="prompt + output tokens per sequence")
     max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="tokens per engine step: every decode, then prompt chunks; null: 256 on CPU, "
+        None, ge=1, description="tokens per engine step: every decode, then prompt chunks; null: 192 on CPU, "
         "4096 on GPU; at least max_num_seqs",
     )
     attention_backend: str | None = Field(None, description="attention backend; null: the fastest on the device")

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
+from services.common.device import to_device
 from services.common.image_embedding import ImageEmbedding
 from services.models.attention.step import ATTENTION_IMPLEMENTATION, AttentionStep
 from services.models.checkpoint import load_submodel, read_tensor
@@ -127,11 +128,11 @@ class LanguageHalf:
     def embed(self, token_ids: list[int], image_rows: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
         """`[1, len(token_ids), hidden]` input embeddings of a flat batch: the tokens' embeddings, with each image
         run (its first token's index in the batch, rows) in place of its placeholder tokens."""
-        embeds: torch.Tensor = self._embed_tokens(torch.tensor(token_ids).to(self.device, non_blocking=True))
+        embeds: torch.Tensor = self._embed_tokens(to_device(token_ids, self.device))
         if image_rows:
             index = torch.cat([torch.arange(offset, offset + len(rows)) for offset, rows in image_rows])
-            values = torch.cat([rows for _, rows in image_rows]).to(self.device, embeds.dtype, non_blocking=True)
-            embeds = embeds.index_copy(0, index.to(self.device, non_blocking=True), values)
+            values = to_device(torch.cat([rows for _, rows in image_rows]), self.device, embeds.dtype)
+            embeds = embeds.index_copy(0, to_device(index, self.device), values)
         return embeds.unsqueeze(0)
 
     @property

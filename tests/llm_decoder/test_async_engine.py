@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from services.llm_decoder.engine import (
     StepError,
 )
 from services.llm_decoder.engine.scheduler import ScheduledStep
+from services.llm_decoder.engine.sequence import Sequence
 from services.local_pipeline import image_question
 from services.models.language_half import LanguageHalf
 
@@ -41,6 +43,22 @@ async def test_streams_every_output_until_finished(language: LanguageHalf) -> No
     outputs = [output async for output in engine.generate(_request("a"), [])]
     assert [output.num_output_tokens for output in outputs] == [1, 2, 3, 4]
     assert outputs[-1].finish_reason == "length"
+
+
+async def test_prompts_are_prepared_off_the_event_loop(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering a long prompt must not hold up the streams the event loop is sending."""
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
+    threads: list[threading.Thread] = []
+    prepare = llm_engine.prepare
+
+    def recording_prepare(*args: object) -> Sequence:
+        threads.append(threading.current_thread())
+        return prepare(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(llm_engine, "prepare", recording_prepare)
+    outputs = await _drain(AsyncLLMEngine(llm_engine).generate(_request("a"), []))
+    assert outputs[-1].finish_reason == "length"
+    assert len(threads) == 1 and threads[0] is not threading.current_thread()
 
 
 async def test_a_chunked_prefill_is_timed_from_its_first_chunk_to_its_first_token(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-# One step's token budget when none is configured. A CPU step's time grows with its tokens: at 256, a step
+# One step's token budget when none is configured. A CPU step's time grows with its tokens: at 192, a step
 # with prompt chunks keeps a running stream's worst gap near 3x its usual one (bench/arrival_benchmark.py).
 # A GPU's step time stays nearly flat up to a few thousand tokens (decode is bound by reading the weights).
-DEFAULT_BATCHED_TOKENS = {"cpu": 256, "cuda": 4096}
+DEFAULT_BATCHED_TOKENS = {"cpu": 192, "cuda": 4096}
 
 
 @dataclass(frozen=True)

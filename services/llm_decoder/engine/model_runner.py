@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from services.common.device import to_device
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.scheduler import Chunk, ScheduledStep
 from services.models.attention import AttentionStep, BatchLayout, ChunkLayout, choose_backend
@@ -55,9 +56,9 @@ class ModelRunner:
         )
         return self.language.forward(
             self.language.embed(token_ids, image_rows),
-            torch.cat(positions, dim=1).unsqueeze(1).to(self.device, non_blocking=True),
+            to_device(torch.cat(positions, dim=1).unsqueeze(1), self.device),
             AttentionStep(self.attention, layout, self.kv),
-            torch.tensor(sample_rows, dtype=torch.long).to(self.device, non_blocking=True),
+            to_device(sample_rows, self.device),
         )
 
 

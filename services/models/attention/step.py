@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from transformers import AttentionInterface
 
+from services.common.device import to_device
 from services.models.attention.backend import AttentionBackend
 from services.models.attention.layout import BatchLayout
 from services.models.kv_cache import SlotKVCache
@@ -24,8 +25,8 @@ class AttentionStep:
         self.backend = backend
         self.prepared = backend.prepare(layout, device)
         self._kv = kv
-        self._write_slots = torch.tensor(layout.write_slots(), dtype=torch.long).to(device, non_blocking=True)
-        self._write_positions = torch.tensor(layout.write_positions(), dtype=torch.long).to(device, non_blocking=True)
+        self._write_slots = to_device(layout.write_slots(), device)
+        self._write_positions = to_device(layout.write_positions(), device)
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any

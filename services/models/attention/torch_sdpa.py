@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
+from services.common.device import to_device
 from services.models.attention.layout import BatchLayout
 
 
@@ -48,15 +49,15 @@ class TorchSDPABackend:
         decode_mask = torch.arange(decode_len) < lengths.unsqueeze(1)
         chunks = tuple(
             _Chunk(offset, chunk.slot, chunk.length, chunk.context_len,
-                   _shifted_causal_mask(chunk.start, chunk.length).to(device, non_blocking=True))
+                   to_device(_shifted_causal_mask(chunk.start, chunk.length), device, torch.bool))
             for offset, chunk in zip(layout.chunk_offsets(), layout.chunks, strict=True)
         )
         return PreparedSDPA(
             num_decodes=len(decodes),
             num_slots=num_slots,
-            decode_slots=torch.tensor([row.slot for row in decodes], dtype=torch.long).to(device, non_blocking=True),
+            decode_slots=to_device([row.slot for row in decodes], device),
             decode_len=decode_len,
-            decode_mask=decode_mask.view(num_slots, 1, 1, decode_len).to(device, non_blocking=True),
+            decode_mask=to_device(decode_mask.view(num_slots, 1, 1, decode_len), device, torch.bool),
             chunks=chunks,
         )
 
