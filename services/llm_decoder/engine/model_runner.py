@@ -27,27 +27,24 @@ class ModelRunner:
     @torch.inference_mode()
     def run(self, step: ScheduledStep) -> torch.Tensor:
         """Logits `[R, V]`, one row per chunk that samples (`Chunk.samples`), in the step's chunk order."""
-        chunks = step.chunks
         for chunk in step.prefills:
             sequence = chunk.sequence
             if sequence.reused_kv is not None:
                 self.kv.write(_slot(chunk), sequence.reused_kv)
                 sequence.reused_kv = None  # in the slot now: the cache may evict (and free) its entry
-        token_ids: list[int] = []
+        # Decode rows first: one token each, at its text position shifted by its rope delta on all three axes.
+        token_ids = [chunk.sequence.last_token_id for chunk in step.decodes]
+        decode_positions = [chunk.start + chunk.sequence.prompt.rope_delta for chunk in step.decodes]
+        positions = [torch.tensor(decode_positions, dtype=torch.long).expand(3, -1)]
+        sample_rows = list(range(len(step.decodes)))
         image_rows: list[tuple[int, torch.Tensor]] = []
-        positions: list[torch.Tensor] = []
-        sample_rows: list[int] = []
-        for chunk in chunks:
+        for chunk in step.prefills:
             sequence, offset, end = chunk.sequence, len(token_ids), chunk.start + chunk.length
-            if chunk.is_decode:
-                token_ids.append(sequence.last_token_id)
-                positions.append(torch.full((3, 1), chunk.start + sequence.prompt.rope_delta))
-            else:
-                token_ids += sequence.prompt.token_ids[chunk.start : end]
-                image_rows += [(offset + at, rows) for at, rows in
-                               self.language.image_rows(sequence.prompt, sequence.images, chunk.start, end)]
-                # The positions a whole-prompt forward gives these tokens (M-RoPE's depend on the images before).
-                positions.append(sequence.prompt.positions[:, chunk.start : end])
+            token_ids += sequence.prompt.token_ids[chunk.start : end]
+            image_rows += [(offset + at, rows) for at, rows in
+                           self.language.image_rows(sequence.prompt, sequence.images, chunk.start, end)]
+            # The positions a whole-prompt forward gives these tokens (M-RoPE's depend on the images before).
+            positions.append(sequence.prompt.positions[:, chunk.start : end])
             if chunk.samples:
                 sample_rows.append(len(token_ids) - 1)
         layout = BatchLayout(

@@ -43,10 +43,10 @@ class TorchSDPABackend:
         decodes = layout.decodes
         num_slots = max((row.slot for row in decodes), default=-1) + 1
         decode_len = max((row.context_len for row in decodes), default=0)
-        lengths = torch.ones(num_slots, dtype=torch.long)  # a slot with no decode row sees one key: no NaN row
+        lengths = [1] * num_slots  # a slot with no decode row sees one key: no NaN row
         for row in decodes:
             lengths[row.slot] = row.context_len
-        decode_mask = torch.arange(decode_len) < lengths.unsqueeze(1)
+        decode_mask = torch.arange(decode_len) < torch.tensor(lengths, dtype=torch.long).unsqueeze(1)
         chunks = tuple(
             _Chunk(offset, chunk.slot, chunk.length, chunk.context_len,
                    to_device(_shifted_causal_mask(chunk.start, chunk.length), device, torch.bool))
