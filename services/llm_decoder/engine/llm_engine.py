@@ -253,7 +253,9 @@ class LLMEngine:
     def _keep_prefix(self, sequence: Sequence) -> None:
         """Copy what the sequence's slot holds into the prefix cache, before the slot is reused."""
         keys = sequence.cached_keys
-        if sequence.slot is not None and self.scheduler.prefix_cache.should_store(keys):
+        if self.scheduler.prefix_cache.should_store(keys):
+            if sequence.slot is None:
+                raise RuntimeError(f"running sequence {sequence.request_id} has no slot")
             self.scheduler.prefix_cache.store(keys, self.runner.kv.read(sequence.slot, len(keys)))
 
 
