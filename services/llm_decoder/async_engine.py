@@ -1,11 +1,13 @@
 """Driving the synchronous engine from an event loop, one async stream per request.
 
 The engine's queues are touched by one thread at a time: its steps run in a worker thread (so the replica's
-event loop keeps accepting and streaming), and requests and aborts that arrive meanwhile are queued here and
-applied between steps. A request's prompt is rendered and checked (prompt, context length, capacity) in
-another worker thread when it arrives, so a refusal is immediate and a long prompt does not hold up the
-streams; one with a response format first waits here for its grammar, compiled in a worker thread
-while the engine goes on stepping.
+event loop keeps accepting and streaming), and requests, aborts and stop-string finishes that arrive meanwhile
+are queued here and applied between steps. A step's tokens are turned into text on the event loop while the
+next step runs, so detokenizing and looking for stop strings cost the step nothing.
+
+A request's prompt is rendered and checked (prompt, context length, capacity) in another worker thread when it
+arrives, so a refusal is immediate and a long prompt does not hold up the streams; one with a response format
+first waits here for its grammar, compiled in a worker thread while the engine goes on stepping.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.decode_timings import DecodeTimings
-from services.llm_decoder.engine import EngineStats, LLMEngine, QueueFullError, RequestOutput, StepError, StepFailed
+from services.llm_decoder.engine import (
+    EngineStats,
+    LLMEngine,
+    QueueFullError,
+    RequestOutput,
+    StepError,
+    StepFailed,
+    TokenOutput,
+)
 from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.engine.sequence import Sequence
 from services.telemetry.metrics import metrics
@@ -52,6 +62,7 @@ class AsyncLLMEngine:
         self._stream_interval_s = stream_interval_s
         self._to_add: list[Sequence] = []
         self._to_abort: set[str] = set()
+        self._to_finish: list[str] = []  # ended by a stop string in their text, still running in the engine
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
@@ -59,6 +70,7 @@ class AsyncLLMEngine:
         # Rendering and tokenising a prompt takes ~5 ms per 2.5k tokens: off the event loop, which streams the
         # running answers meanwhile, and one at a time (a fast tokenizer is not safe for concurrent calls).
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-preparation")
+        self._stepper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-step")
 
     @property
     def is_healthy(self) -> bool:
@@ -115,24 +127,30 @@ class AsyncLLMEngine:
         self._wakeup.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        unprocessed: list[TokenOutput] = []  # the last step's tokens, turned into text while the next one runs
         try:
             while True:
                 self._apply_pending()
                 if not self._engine.has_work:
+                    self._process(unprocessed)
+                    unprocessed = []
+                    if self._to_add or self._to_abort or self._to_finish:
+                        continue
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
                 started_ns = time.time_ns()
+                step = loop.run_in_executor(self._stepper, self._engine.step_tokens)
+                self._process(unprocessed)
                 try:
-                    outputs = await asyncio.to_thread(self._engine.step)
+                    unprocessed = await step
                 except StepFailed as failed:
+                    unprocessed = []
                     self._fail_step(failed)
                     continue
                 self._failed_steps_in_a_row = 0
-                self._time(outputs, started_ns, time.time_ns())
-                self._count_prefix_reuse(outputs)
-                for output in outputs:
-                    self._deliver(output.request_id, output)
+                self._time(unprocessed, started_ns, time.time_ns())
                 self._export_state()
         except asyncio.CancelledError:
             self._fail_all(EngineDeadError("the decoder engine was shut down"))
@@ -141,7 +159,18 @@ class AsyncLLMEngine:
             logger.exception("decoder engine loop failed")
             self._fail_all(error)
 
-    def _time(self, outputs: list[RequestOutput], started_ns: int, finished_ns: int) -> None:
+    def _process(self, tokens: list[TokenOutput]) -> None:
+        """Text for a step's tokens, delivered to the streams; a stop string's request is finished in the
+        engine before the next step but one (the next is already running)."""
+        if not tokens:
+            return
+        outputs, stopped = self._engine.outputs.process(tokens)
+        self._to_finish += stopped
+        self._count_prefix_reuse(outputs)
+        for output in outputs:
+            self._deliver(output.request_id, output)
+
+    def _time(self, outputs: list[TokenOutput], started_ns: int, finished_ns: int) -> None:
         for request_id in self._engine.prefills_started:
             timings = self._timings.get(request_id)
             if timings is not None:
@@ -182,6 +211,9 @@ class AsyncLLMEngine:
         aborts, self._to_abort = self._to_abort, set()
         for request_id in aborts:
             self._engine.abort(request_id)
+        finishes, self._to_finish = self._to_finish, []
+        for request_id in finishes:
+            self._engine.finish(request_id)
 
     def _fail_step(self, failed: StepFailed) -> None:
         """End the failed step's streams with an error; raise (the engine is dead) if steps keep failing."""
@@ -190,6 +222,7 @@ class AsyncLLMEngine:
             raise failed.cause  # every stream, this step's too, ends with EngineDeadError
         logger.error("decoder step failed; its %d requests end with an error", len(failed.request_ids),
                      exc_info=failed.cause)
+        self._engine.outputs.discard(failed.request_ids)
         for request_id in failed.request_ids:
             self._deliver(request_id, StepError(f"the decoder failed while generating this answer: {failed.cause}"))
 

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -94,7 +95,7 @@ async def test_a_failing_step_fails_the_streams_and_the_health_check(
     def broken_step() -> list:
         raise RuntimeError("CUDA error: device-side assert triggered")
 
-    monkeypatch.setattr(llm_engine, "step", broken_step)
+    monkeypatch.setattr(llm_engine, "step_tokens", broken_step)
     engine = AsyncLLMEngine(llm_engine)
     with pytest.raises(EngineDeadError, match="device-side assert"):
         async for _ in engine.generate(_request("a"), []):
@@ -223,3 +224,73 @@ async def test_steps_that_keep_failing_make_the_engine_unhealthy(
     with pytest.raises(EngineDeadError):
         await _drain(engine.generate(_request("c"), []))
     assert not engine.is_healthy
+
+
+async def test_text_is_made_on_the_event_loop_while_the_next_step_runs(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detokenizing and stop strings are off the step's critical path: a step's tokens become text while the
+    next step runs, on the event loop, and the step thread never touches the tokenizer."""
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
+    engine = AsyncLLMEngine(llm_engine)
+    step_in_flight, processed = threading.Event(), threading.Event()
+    overlapped: list[bool] = []  # for each step's tokens: whether a step was running while they became text
+    step_threads: list[str] = []
+    text_threads: list[str] = []
+    step_tokens, process, submit = llm_engine.step_tokens, llm_engine.outputs.process, engine._stepper.submit
+
+    def recording_submit(*args: Any, **kwargs: Any) -> Any:
+        step_in_flight.set()
+        return submit(*args, **kwargs)
+
+    def recording_step() -> list:
+        step_threads.append(threading.current_thread().name)
+        tokens = step_tokens()
+        if len(step_threads) > 1:  # the step ends only once the previous step's text is made (or never was)
+            processed.wait(timeout=5)
+            processed.clear()
+        step_in_flight.clear()
+        return tokens
+
+    def recording_process(tokens: list) -> tuple:
+        text_threads.append(threading.current_thread().name)
+        overlapped.append(step_in_flight.is_set())
+        processed.set()
+        return process(tokens)
+
+    def recording_decode(*args: object, **kwargs: object) -> str:
+        text_threads.append(threading.current_thread().name)
+        return decode(*args, **kwargs)
+
+    decode = language.tokenizer.decode
+    monkeypatch.setattr(engine._stepper, "submit", recording_submit)
+    monkeypatch.setattr(llm_engine, "step_tokens", recording_step)
+    monkeypatch.setattr(llm_engine.outputs, "process", recording_process)
+    monkeypatch.setattr(language.tokenizer, "decode", recording_decode)
+    outputs = await _drain(engine.generate(_request("a"), []))
+    assert [output.num_output_tokens for output in outputs] == [1, 2, 3, 4]
+    assert overlapped == [True, True, True, False]  # the last step's tokens, with nothing left to run
+    assert step_threads and all(name.startswith("engine-step") for name in step_threads)
+    assert text_threads and set(text_threads) == {threading.current_thread().name}
+
+
+async def test_a_stop_string_found_after_its_step_ends_the_stream_and_then_the_sequence(
+    language: LanguageHalf,
+) -> None:
+    llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
+    engine = AsyncLLMEngine(llm_engine)
+    messages = image_question("hello", 0)
+    unstopped = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
+    text = "".join(o.text for o in await _drain(engine.generate(DecodeRequest("solo", messages, unstopped), [])))
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    assert len(stop) == 2
+    stopped = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True, stop=(stop,))
+    outputs = await _drain(engine.generate(DecodeRequest("x", messages, stopped), []))
+    assert "".join(o.text for o in outputs) == text[: text.index(stop)]
+    assert outputs[-1].finish_reason == "stop"
+    for _ in range(100):  # the engine finishes the sequence between its next steps
+        if llm_engine.stats().num_running == 0:
+            break
+        await asyncio.sleep(0.05)
+    stats = llm_engine.stats()
+    assert (stats.num_running, stats.num_finished, stats.num_aborted) == (0, 2, 0)

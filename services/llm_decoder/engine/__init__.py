@@ -10,7 +10,8 @@ from services.llm_decoder.engine.errors import (
     StepError,
     StepFailed,
 )
-from services.llm_decoder.engine.llm_engine import EngineStats, LLMEngine, RequestOutput
+from services.llm_decoder.engine.llm_engine import EngineStats, LLMEngine
+from services.llm_decoder.engine.outputs import RequestOutput, TokenOutput
 from services.llm_decoder.engine.sampling_params import SamplingParams
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "SamplingParams",
     "StepError",
     "StepFailed",
+    "TokenOutput",
 ]

@@ -1,5 +1,11 @@
 """The decoder engine: continuous batching over the language half. Synchronous and Ray-free;
-`AsyncLLMEngine` drives it from an event loop and the deployment puts it on a replica."""
+`AsyncLLMEngine` drives it from an event loop and the deployment puts it on a replica.
+
+A step (`step_tokens`) samples one token per sequence that is due one and ends sequences by token id, length
+or grammar; turning tokens into text and finding stop strings (`outputs`, an `OutputProcessor`) is separate,
+so that the async engine can do it while the next step runs. `step` does both, for callers that drive the
+engine synchronously.
+"""
 
 from __future__ import annotations
 
@@ -15,44 +21,13 @@ from services.llm_decoder.engine.decode_request import DecodeRequest
 from services.llm_decoder.engine.errors import ContextLengthError, StepFailed
 from services.llm_decoder.engine.model_runner import ModelRunner
 from services.llm_decoder.engine.output_processor import OutputProcessor
+from services.llm_decoder.engine.outputs import RequestOutput, TokenOutput
 from services.llm_decoder.engine.sampler import sample
 from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import ScheduledStep, Scheduler
 from services.llm_decoder.engine.sequence import FinishReason, Sequence, SequenceStatus
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.models.language_half import LanguageHalf
-
-
-@dataclass(frozen=True)
-class RequestOutput:
-    """What one step produced for one request: new text and token ids, and whether it ended."""
-
-    request_id: str
-    text: str
-    token_ids: tuple[int, ...]
-    finish_reason: str | None
-    num_prompt_tokens: int
-    num_output_tokens: int
-    num_reused_tokens: int = 0  # prompt tokens whose KV came from the prefix cache (OpenAI's `cached_tokens`)
-
-    @property
-    def finished(self) -> bool:
-        return self.finish_reason is not None
-
-    @staticmethod
-    def joined(outputs: list[RequestOutput]) -> RequestOutput:
-        """Consecutive outputs of one request, as one (in linear time: a whole answer is thousands)."""
-        last = outputs[-1]
-        assert all(o.request_id == last.request_id and not o.finished for o in outputs[:-1])
-        return RequestOutput(
-            request_id=last.request_id,
-            text="".join(output.text for output in outputs),
-            token_ids=tuple(token for output in outputs for token in output.token_ids),
-            finish_reason=last.finish_reason,
-            num_prompt_tokens=last.num_prompt_tokens,
-            num_output_tokens=last.num_output_tokens,
-            num_reused_tokens=last.num_reused_tokens,
-        )
 
 
 @dataclass(frozen=True)
@@ -86,6 +61,7 @@ class LLMEngine:
         vocab_size = language.lm_head_weight.shape[0]
         self.grammars = GrammarCompiler(language.tokenizer, vocab_size, language.stop_token_ids)
         self.token_masks = TokenMasker(vocab_size)
+        self.outputs = OutputProcessor(language.tokenizer)
         self._sequences: dict[str, Sequence] = {}
         self._counts = {"finished": 0, "aborted": 0, "failed": 0, "prompt_tokens": 0, "output_tokens": 0}
         # The requests whose prompt began to be computed in the last step (a prompt may take several).
@@ -135,7 +111,7 @@ class LLMEngine:
             images=images,
             params=params,
             max_tokens=max_tokens,
-            output=OutputProcessor(self.language.tokenizer, params.stop, stop_ids, max_tokens),
+            stop_token_ids=stop_ids,
             generator=_generator(params.seed, self.runner.device),
             grammar=self.grammars.compile(params.grammar) if params.grammar else None,
         )
@@ -149,6 +125,7 @@ class LLMEngine:
             sequence.matcher = sequence.grammar.result().new_matcher()
         self.scheduler.add(sequence)
         self._sequences[sequence.request_id] = sequence
+        self.outputs.add(sequence.request_id, sequence.params.stop, sequence.stop_token_ids)
 
     def abort(self, request_id: str) -> bool:
         """Drop a request wherever it is and free its slot at once; False if it is not here."""
@@ -157,16 +134,39 @@ class LLMEngine:
             return False
         sequence.finish_reason = FinishReason.ABORT
         self._release(sequence)
+        self.outputs.discard([request_id])
         self._counts["aborted"] += 1
         return True
+
+    def finish(self, request_id: str) -> None:
+        """End a sequence that its text ended (a stop string, found after the step that sampled it); nothing
+        if it has ended already."""
+        sequence = self._sequences.get(request_id)
+        if sequence is not None:
+            sequence.finish_reason = FinishReason.STOP
+            self._release(sequence)
+            self._counts["finished"] += 1
 
     @property
     def has_work(self) -> bool:
         return bool(self.scheduler.waiting or self.scheduler.running)
 
     def step(self) -> list[RequestOutput]:
+        """`step_tokens`, then their text: an output for each request that got a token.
+        Raises StepFailed, with the step's requests dropped, when the model fails."""
+        try:
+            tokens = self.step_tokens()
+        except StepFailed as failed:
+            self.outputs.discard(failed.request_ids)
+            raise
+        outputs, stopped = self.outputs.process(tokens)
+        for request_id in stopped:
+            self.finish(request_id)
+        return outputs
+
+    def step_tokens(self) -> list[TokenOutput]:
         """One forward over every running sequence's next token and as many prompt chunks as the token budget
-        leaves room for; an output for each sequence that got a token.
+        leaves room for; a token for each sequence that got one. Touches neither the tokenizer nor `outputs`.
         Raises StepFailed, with the step's sequences dropped, when the model fails."""
         scheduled = self.scheduler.schedule()
         self.prefills_started = [c.sequence.request_id for c in scheduled.prefills if c.is_first]
@@ -175,7 +175,7 @@ class LLMEngine:
         except Exception as error:
             raise self._drop(scheduled.sequences, error) from error
 
-    def _run(self, scheduled: ScheduledStep) -> list[RequestOutput]:
+    def _run(self, scheduled: ScheduledStep) -> list[TokenOutput]:
         if not scheduled.chunks:
             return []
         logits = self.runner.run(scheduled)
@@ -208,26 +208,26 @@ class LLMEngine:
             prefix_cache_bytes=prefixes.num_bytes,
         )
 
-    def _sample(self, sequences: list[Sequence], logits: torch.Tensor) -> list[RequestOutput]:
+    def _sample(self, sequences: list[Sequence], logits: torch.Tensor) -> list[TokenOutput]:
         logits = self.token_masks.apply(logits, [s.matcher for s in sequences])
         tokens = sample(logits, [s.params for s in sequences], [s.generator for s in sequences])
         return [self._append(sequence, token) for sequence, token in zip(sequences, tokens, strict=True)]
 
-    def _append(self, sequence: Sequence, token_id: int) -> RequestOutput:
+    def _append(self, sequence: Sequence, token_id: int) -> TokenOutput:
         sequence.output_token_ids.append(token_id)
         self._counts["output_tokens"] += 1
-        text = sequence.output.append(token_id, sequence.num_output_tokens)
-        if sequence.matcher is not None and sequence.output.finish_reason is None:
+        if token_id in sequence.stop_token_ids:
+            sequence.finish_reason = FinishReason.STOP
+        elif sequence.num_output_tokens >= sequence.max_tokens:
+            sequence.finish_reason = FinishReason.LENGTH
+        elif sequence.matcher is not None:
             sequence.matcher.accept(token_id)
             if sequence.matcher.is_finished:  # no need to spend a step sampling the end-of-sequence token
-                text += sequence.output.stop()
-        if sequence.output.finish_reason is not None:
-            sequence.finish_reason = FinishReason(sequence.output.finish_reason)
-        return RequestOutput(
+                sequence.finish_reason = FinishReason.STOP
+        return TokenOutput(
             request_id=sequence.request_id,
-            text=text,
-            token_ids=(token_id,),
-            finish_reason=sequence.finish_reason.value if sequence.finish_reason else None,
+            token_id=token_id,
+            finish_reason=sequence.finish_reason,
             num_prompt_tokens=sequence.num_prompt_tokens,
             num_output_tokens=sequence.num_output_tokens,
             num_reused_tokens=sequence.num_reused_tokens,

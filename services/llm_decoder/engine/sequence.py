@@ -10,7 +10,6 @@ from functools import cached_property
 import torch
 
 from services.common.image_embedding import ImageEmbedding
-from services.llm_decoder.engine.output_processor import OutputProcessor
 from services.llm_decoder.engine.prefix_keys import PrefixKeys, prompt_keys
 from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarMatcher
@@ -36,7 +35,7 @@ class Sequence:
     images: list[ImageEmbedding]
     params: SamplingParams
     max_tokens: int  # the request's bound, already clipped to the context length
-    output: OutputProcessor
+    stop_token_ids: frozenset[int] = frozenset()  # the params' and, unless they ignore EOS, the model's
     generator: torch.Generator | None = None
     grammar: Future[CompiledGrammar] | None = None  # compiling in a worker thread until it is done
     matcher: GrammarMatcher | None = None  # set once the grammar is compiled, before the sequence is queued

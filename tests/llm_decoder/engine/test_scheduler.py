@@ -4,7 +4,6 @@ admission by free slots and the waiting bound."""
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 import torch
@@ -19,8 +18,7 @@ from services.models.language_half import Prompt
 
 def sequence(name: str, prompt_tokens: int, max_tokens: int = 8) -> Sequence:
     prompt = Prompt([0] * prompt_tokens, (), torch.zeros(3, prompt_tokens, dtype=torch.long), 0)
-    output: Any = None  # the scheduler never looks at output processing
-    return Sequence(name, prompt, [], SamplingParams(), max_tokens=max_tokens, output=output)
+    return Sequence(name, prompt, [], SamplingParams(), max_tokens=max_tokens)
 
 
 def scheduler(**sizes: int) -> Scheduler:
