@@ -77,7 +77,14 @@ class DecoderArgs(DeploymentArgs):
         "4096 on GPU; at least max_num_seqs",
     )
     attention_backend: str | None = Field(None, description="attention backend; null: the fastest on the device")
-    prefix_cache_bytes: int = Field(1 << 30, ge=0, description="KV kept for follow-up questions per replica; 0: off")
+    enable_prefix_caching: bool = Field(True, description="share full KV blocks between prompts that start alike")
+    kv_cache_bytes: int | None = Field(
+        None, ge=1, description="KV cache per replica; null: gpu_memory_utilization on a GPU, on a CPU room for "
+        "max_num_seqs sequences of max_model_len",
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="share of the GPU's memory the weights and the KV cache may take"
+    )
     stream_interval_ms: float = Field(
         DEFAULT_STREAM_INTERVAL_S * 1000, ge=0,
         description="least time between two messages of a streamed answer (its first goes at once); 0: every token",
@@ -93,8 +100,16 @@ class DecoderArgs(DeploymentArgs):
         return None if self.autoscaling_config is None else self.autoscaling_config.serve_config()
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(self.max_num_seqs, self.max_model_len, self.max_waiting, self.max_num_batched_tokens,
-                            self.prefix_cache_bytes, self.attention_backend)
+        return EngineConfig(
+            max_num_seqs=self.max_num_seqs,
+            max_model_len=self.max_model_len,
+            max_waiting=self.max_waiting,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            enable_prefix_caching=self.enable_prefix_caching,
+            attention_backend=self.attention_backend,
+            kv_cache_bytes=self.kv_cache_bytes,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+        )
 
     @property
     def num_replicas_at_most(self) -> int:

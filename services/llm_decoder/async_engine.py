@@ -67,6 +67,7 @@ class AsyncLLMEngine:
         self._loop_task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._failed_steps_in_a_row = 0
+        self._preemptions_exported = 0
         # Rendering and tokenising a prompt takes ~5 ms per 2.5k tokens: off the event loop, which streams the
         # running answers meanwhile, and one at a time (a fast tokenizer is not safe for concurrent calls).
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-preparation")
@@ -185,7 +186,7 @@ class AsyncLLMEngine:
                 timings.finished_ns = finished_ns
 
     def _count_prefix_reuse(self, outputs: list[RequestOutput]) -> None:
-        if not self._engine.config.prefix_cache_bytes:
+        if not self._engine.config.enable_prefix_caching:
             return
         for output in outputs:
             if output.num_output_tokens == 1:  # its first token: the step prefilled it
@@ -197,6 +198,9 @@ class AsyncLLMEngine:
         metrics().running_sequences.set(stats.num_running, replica=self._replica)
         metrics().waiting_sequences.set(stats.num_waiting + len(self._to_add), replica=self._replica)
         metrics().kv_cache_usage.set(stats.kv_cache_usage, replica=self._replica)
+        if stats.num_preemptions > self._preemptions_exported:
+            metrics().preemptions.inc(stats.num_preemptions - self._preemptions_exported, replica=self._replica)
+            self._preemptions_exported = stats.num_preemptions
 
     def _apply_pending(self) -> None:
         adds, self._to_add = self._to_add, []

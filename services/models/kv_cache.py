@@ -1,10 +1,12 @@
-"""A preallocated KV cache of fixed slots, one per running sequence, shared by one batched forward.
+"""A paged KV cache: one pool of fixed-size blocks per layer, shared by every sequence through block tables.
 
-Layout: one buffer `[num_layers, 2 (keys, values), max_slots, kv_heads, max_len, head_dim]`. The engine keeps
-running sequences in slots 0..n-1 (a finished sequence's slot is refilled by moving the last one down), so a
-decode step attends over the contiguous view `[:n, :, :longest]`: no gather, no per-sequence objects.
-Positions past a row's length are masked out by the attention backend; the buffer starts zeroed so that
-masked positions never hold NaNs that `0 * NaN` would spread.
+Layout: one buffer `[num_layers, 2 (keys, values), num_blocks, block_size, kv_heads, head_dim]`, each block
+`[block_size, kv_heads, head_dim]` (the "NHD" page layout that paged-attention kernels read). Token `i` of a
+sequence lives at slot `block_table[i // block_size] * block_size + i % block_size` of the flattened pool. A
+sequence holds only the blocks its tokens fill, so memory follows the tokens actually cached, not
+`max_model_len` per sequence; blocks are handed out and reference-counted by the engine's block manager.
+The buffer starts zeroed so that positions a backend reads but masks never hold NaNs that `0 * NaN` would
+spread.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+# Tokens per block. The prefix cache's hashes cover the same blocks, so a full block is shareable as a whole.
+BLOCK_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -24,26 +29,38 @@ class KVShape:
     def bytes_per_token(self) -> int:
         return 2 * self.num_layers * self.kv_heads * self.head_dim * self.dtype.itemsize
 
+    def bytes_per_block(self, block_size: int = BLOCK_SIZE) -> int:
+        return block_size * self.bytes_per_token()
 
-class SlotKVCache:
-    def __init__(self, shape: KVShape, max_slots: int, max_len: int, device: torch.device) -> None:
-        size = (shape.num_layers, 2, max_slots, shape.kv_heads, max_len, shape.head_dim)
+
+class PagedKVCache:
+    def __init__(self, shape: KVShape, num_blocks: int, device: torch.device, block_size: int = BLOCK_SIZE) -> None:
+        if num_blocks < 1:
+            raise ValueError("a KV cache needs at least one block")
+        size = (shape.num_layers, 2, num_blocks, block_size, shape.kv_heads, shape.head_dim)
         self.buffer = torch.zeros(size, dtype=shape.dtype, device=device)
-        self.max_slots = max_slots
-        self.max_len = max_len
+        self.num_blocks = num_blocks
+        self.block_size = block_size
         self.shape = shape
 
     @property
     def num_bytes(self) -> int:
-        return self.max_slots * self.max_len * self.shape.bytes_per_token()
+        return self.num_blocks * self.shape.bytes_per_block(self.block_size)
 
-    def read(self, slot: int, length: int) -> torch.Tensor:
-        """A copy of a slot's first `length` tokens: `[num_layers, 2, kv_heads, length, head_dim]`."""
-        return self.buffer[:, :, slot, :, :length].clone()
+    def layer(self, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A layer's key and value pools, `[num_blocks, block_size, kv_heads, head_dim]` each."""
+        keys, values = self.buffer[layer_idx]
+        return keys, values
 
-    def write(self, slot: int, kv: torch.Tensor) -> None:
-        """The inverse of `read`: the slot's first `kv.shape[3]` tokens become `kv`."""
-        self.buffer[:, :, slot, :, : kv.shape[3]] = kv
 
-    def move(self, source: int, target: int, length: int) -> None:
-        self.buffer[:, :, target, :, :length] = self.buffer[:, :, source, :, :length]
+def num_blocks_for_bytes(shape: KVShape, num_bytes: int, block_size: int = BLOCK_SIZE) -> int:
+    return num_bytes // shape.bytes_per_block(block_size)
+
+
+def num_blocks_for_free_memory(shape: KVShape, device: torch.device, utilization: float,
+                               block_size: int = BLOCK_SIZE) -> int:
+    """Blocks that fit in `utilization` of the GPU's memory after what is allocated already (the weights): the
+    rule vLLM's `gpu_memory_utilization` follows, measured once at start."""
+    free, total = torch.cuda.mem_get_info(device)
+    usable = int(total * utilization) - (total - free)
+    return max(usable, 0) // shape.bytes_per_block(block_size)

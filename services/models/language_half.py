@@ -125,10 +125,12 @@ class LanguageHalf:
                 rows.append((first - start, image.embeds[first - image_start : last - image_start]))
         return rows
 
-    def embed(self, token_ids: list[int], image_rows: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
-        """`[1, len(token_ids), hidden]` input embeddings of a flat batch: the tokens' embeddings, with each image
-        run (its first token's index in the batch, rows) in place of its placeholder tokens."""
-        embeds: torch.Tensor = self._embed_tokens(to_device(token_ids, self.device))
+    def embed(self, token_ids: list[int] | torch.Tensor, image_rows: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+        """`[1, len(token_ids), hidden]` input embeddings of a flat batch (token ids on the host or already on the
+        device): the tokens' embeddings, with each image run (its first token's index in the batch, rows) in
+        place of its placeholder tokens."""
+        ids = token_ids if isinstance(token_ids, torch.Tensor) else to_device(token_ids, self.device)
+        embeds: torch.Tensor = self._embed_tokens(ids)
         if image_rows:
             index = torch.cat([torch.arange(offset, offset + len(rows)) for offset, rows in image_rows])
             values = to_device(torch.cat([rows for _, rows in image_rows]), self.device, embeds.dtype)

@@ -57,8 +57,10 @@ class FlashvqaMetrics:
                                        ("replica",))
         self.waiting_sequences = gauge("flashvqa_decoder_waiting_sequences", "sequences waiting for a slot",
                                        ("replica",))
-        self.kv_cache_usage = gauge("flashvqa_kv_cache_usage_ratio", "share of the KV cache's token slots in use",
-                                    ("replica",))
+        self.kv_cache_usage = gauge("flashvqa_kv_cache_usage_ratio", "share of the KV cache's blocks held by "
+                                    "running sequences", ("replica",))
+        self.preemptions = counter("flashvqa_decoder_preemptions_total", "running sequences sent back to the "
+                                   "queue for lack of KV blocks (computed again when resumed)", ("replica",))
         self.prefix_cache_queried_tokens = counter("flashvqa_prefix_cache_queried_tokens_total",
                                                    "prompt tokens looked up in the prefix cache", ("replica",))
         self.prefix_cache_hit_tokens = counter("flashvqa_prefix_cache_hit_tokens_total",

@@ -1,40 +1,48 @@
-"""Attention over a flat batch: each token's keys land in its slot at its position, and the reference
-backend gives every row what full causal attention over its own sequence gives it (decode rows in any slots,
-prompt chunks that start after cached tokens, grouped-query heads)."""
+"""Attention over a flat batch on a paged KV cache: each token's keys land in its block at its offset, and
+every backend gives every row what full causal attention over its own sequence gives it (decode rows with
+blocks anywhere in the pool, prompt chunks that start after cached tokens, blocks shared by two rows,
+grouped-query heads)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from services.models.attention import AttentionStep, BatchLayout, ChunkLayout, available_backends, choose_backend
-from services.models.kv_cache import KVShape, SlotKVCache
+from services.models.attention import AttentionStep, BatchLayout, RowLayout, available_backends, choose_backend
+from services.models.kv_cache import KVShape, PagedKVCache
 
 CPU = torch.device("cpu")
 HEADS, KV_HEADS, HEAD_DIM = 4, 2, 8
+BLOCK = 4
 
 
-def test_the_layout_lists_each_tokens_slot_and_position() -> None:
-    layout = BatchLayout(decodes=(ChunkLayout(2, 7, 1), ChunkLayout(0, 3, 1)), chunks=(ChunkLayout(1, 4, 3),))
+def test_the_layout_maps_each_token_to_its_blocks_slot() -> None:
+    layout = BatchLayout(decodes=(RowLayout([5, 2], 7, 1), RowLayout([0], 3, 1)),
+                         chunks=(RowLayout([3, 1, 6], 3, 3),), block_size=BLOCK)
     assert layout.num_tokens == 5
-    assert layout.write_slots() == [2, 0, 1, 1, 1]
-    assert layout.write_positions() == [7, 3, 4, 5, 6]
+    # position 7 of [5, 2] is block 2 offset 3; position 3 of [0] is block 0 offset 3; 3..5 of [3, 1, 6] run
+    # from block 3's last slot into block 1.
+    assert layout.slot_mapping().tolist() == [2 * 4 + 3, 3, 3 * 4 + 3, 1 * 4, 1 * 4 + 1]
     assert layout.chunk_offsets() == [2]
+    assert layout.block_tables(layout.decodes).tolist() == [[5, 2], [0, 0]]
+    assert layout.block_tables(layout.chunks).tolist() == [[3, 1]]  # its context (6 tokens) needs two blocks
     with pytest.raises(ValueError, match="one token"):
-        BatchLayout(decodes=(ChunkLayout(0, 3, 2),), chunks=())
+        BatchLayout(decodes=(RowLayout([0], 2, 2),), chunks=(), block_size=BLOCK)
+    with pytest.raises(ValueError, match="does not cover"):
+        BatchLayout(decodes=(RowLayout([0], 4, 1),), chunks=(), block_size=BLOCK)
 
 
-def test_update_writes_each_token_at_its_slot_and_position() -> None:
-    cache = SlotKVCache(KVShape(num_layers=1, kv_heads=1, head_dim=1, dtype=torch.float32), 3, 8, CPU)
-    layout = BatchLayout(decodes=(ChunkLayout(2, 5, 1),), chunks=(ChunkLayout(0, 0, 3),))
-    step = AttentionStep(choose_backend(CPU), layout, cache)
+def test_update_writes_each_token_into_its_block() -> None:
+    cache = PagedKVCache(KVShape(num_layers=1, kv_heads=1, head_dim=1, dtype=torch.float32), 3, CPU, block_size=BLOCK)
+    layout = BatchLayout(decodes=(RowLayout([2, 1], 5, 1),), chunks=(RowLayout([0], 0, 3),), block_size=BLOCK)
+    step = AttentionStep(choose_backend(CPU), layout, cache, layout.slot_mapping())
     new = torch.tensor([10.0, 20.0, 21.0, 22.0]).view(1, 1, 4, 1)
     keys, values = step.update(new, -new, layer_idx=0)
-    assert keys.shape == (3, 1, 8, 1) and keys.data_ptr() == cache.buffer[0, 0].data_ptr()
-    assert keys[2, 0, :, 0].tolist() == [0, 0, 0, 0, 0, 10, 0, 0]
-    assert keys[0, 0, :, 0].tolist() == [20, 21, 22, 0, 0, 0, 0, 0]
-    assert values[0, 0, :3, 0].tolist() == [-20, -21, -22]
-    assert cache.buffer[0, :, 1].abs().sum() == 0  # the slot no row uses is untouched
+    assert keys.shape == (3, BLOCK, 1, 1) and keys.data_ptr() == cache.buffer[0, 0].data_ptr()
+    assert keys[1, :, 0, 0].tolist() == [0, 10, 0, 0]  # position 5: the second block (1), offset 1
+    assert keys[0, :, 0, 0].tolist() == [20, 21, 22, 0]
+    assert values[0, :3, 0, 0].tolist() == [-20, -21, -22]
+    assert cache.buffer[0, :, 2].abs().sum() == 0  # a block no token of this step goes to is untouched
 
 
 def _full_causal(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scale: float) -> torch.Tensor:
@@ -47,16 +55,27 @@ def _full_causal(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ values
 
 
-def test_the_reference_backend_is_full_causal_attention_per_sequence() -> None:
+def _sequence_keys(pool: torch.Tensor, row: RowLayout) -> torch.Tensor:
+    """`[kv_heads, context, head_dim]`: a row's keys read block by block, the slow and obvious way."""
+    blocks = [pool[block] for block in row.block_table[: row.num_blocks(BLOCK)]]
+    return torch.cat(blocks)[: row.context_len].transpose(0, 1)
+
+
+@pytest.mark.parametrize("backend_name", available_backends(CPU, include_slow=True))
+def test_every_backend_is_full_causal_attention_per_sequence(backend_name: str) -> None:
     generator = torch.Generator().manual_seed(0)
-    cache = SlotKVCache(KVShape(num_layers=1, kv_heads=KV_HEADS, head_dim=HEAD_DIM, dtype=torch.float32), 4, 32, CPU)
-    cache.buffer.copy_(torch.randn(cache.buffer.shape, generator=generator))  # cached tokens of every slot
-    # Decodes in slots 3 and 1 (slot 0 is mid-prompt, slot 2 idle), then two chunks: slot 0 continues its
-    # prompt after 9 cached tokens, slot 2 starts one.
-    layout = BatchLayout(decodes=(ChunkLayout(3, 12, 1), ChunkLayout(1, 20, 1)),
-                         chunks=(ChunkLayout(0, 9, 5), ChunkLayout(2, 0, 4)))
-    backend = choose_backend(CPU, "torch_sdpa")
-    step = AttentionStep(backend, layout, cache)
+    shape = KVShape(num_layers=1, kv_heads=KV_HEADS, head_dim=HEAD_DIM, dtype=torch.float32)
+    cache = PagedKVCache(shape, 16, CPU, block_size=BLOCK)
+    cache.buffer.copy_(torch.randn(cache.buffer.shape, generator=generator))  # cached tokens of every block
+    # Two decodes (one over blocks scattered through the pool), then two chunks: one continues its prompt after
+    # 9 cached tokens, sharing its first two blocks with the first decode; one starts a prompt.
+    layout = BatchLayout(
+        decodes=(RowLayout([9, 4, 13, 2], 12, 1), RowLayout([1, 7, 3, 0, 5, 8], 20, 1)),
+        chunks=(RowLayout([9, 4, 10, 11], 9, 5), RowLayout([6], 0, 4)),
+        block_size=BLOCK,
+    )
+    backend = choose_backend(CPU, backend_name)
+    step = AttentionStep(backend, layout, cache, layout.slot_mapping())
     tokens = layout.num_tokens
     new_keys, new_values = (torch.randn(1, KV_HEADS, tokens, HEAD_DIM, generator=generator) for _ in range(2))
     query = torch.randn(1, HEADS, tokens, HEAD_DIM, generator=generator)
@@ -68,14 +87,13 @@ def test_the_reference_backend_is_full_causal_attention_per_sequence() -> None:
     offset = 0
     for row in layout.rows:
         rows = slice(offset, offset + row.length)
-        expected = _full_causal(query[0, :, rows], keys[row.slot, :, : row.context_len],
-                                values[row.slot, :, : row.context_len], scale)
+        expected = _full_causal(query[0, :, rows], _sequence_keys(keys, row), _sequence_keys(values, row), scale)
         torch.testing.assert_close(output[0, rows].transpose(0, 1), expected, rtol=1e-5, atol=1e-5)
         offset += row.length
 
 
 def test_backends_are_chosen_by_name_or_by_device() -> None:
-    assert "torch_sdpa" in available_backends(CPU)
-    assert choose_backend(CPU).name == available_backends(CPU)[0]
+    assert available_backends(CPU)[0] == "torch_sdpa"
+    assert choose_backend(CPU).name == "torch_sdpa"
     with pytest.raises(ValueError, match="not available"):
         choose_backend(CPU, "no_such_backend")

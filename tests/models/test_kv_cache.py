@@ -1,19 +1,26 @@
-"""The slot cache: a slot's prefix read out, written back and moved to another slot."""
+"""The paged KV cache: its pools per layer, and how many blocks a byte budget or a GPU's memory gives."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from services.models.kv_cache import KVShape, SlotKVCache
+from services.models.kv_cache import KVShape, PagedKVCache, num_blocks_for_bytes
+
+SHAPE = KVShape(num_layers=2, kv_heads=2, head_dim=4, dtype=torch.bfloat16)
 
 
-def test_read_write_and_move_copy_a_slots_prefix() -> None:
-    cache = SlotKVCache(KVShape(2, 2, 4, torch.float32), max_slots=3, max_len=16, device=torch.device("cpu"))
-    kv = torch.randn(2, 2, 2, 6, 4)
-    cache.write(0, kv)
-    assert torch.equal(cache.read(0, 6), kv)
-    cache.move(source=0, target=2, length=6)
-    assert torch.equal(cache.read(2, 6), kv)
-    read = cache.read(2, 6)
-    cache.write(2, torch.zeros(2, 2, 2, 6, 4))
-    assert torch.equal(read, kv)  # a read is a copy: the slot's later use cannot change it
+def test_each_layer_has_a_key_and_a_value_pool_of_blocks() -> None:
+    cache = PagedKVCache(SHAPE, num_blocks=5, device=torch.device("cpu"), block_size=16)
+    keys, values = cache.layer(1)
+    assert keys.shape == values.shape == (5, 16, 2, 4)
+    assert keys.data_ptr() == cache.buffer[1, 0].data_ptr() and values.data_ptr() == cache.buffer[1, 1].data_ptr()
+    assert cache.num_bytes == cache.buffer.numel() * 2 == 5 * SHAPE.bytes_per_block(16)
+    with pytest.raises(ValueError, match="at least one block"):
+        PagedKVCache(SHAPE, num_blocks=0, device=torch.device("cpu"))
+
+
+def test_a_byte_budget_buys_whole_blocks() -> None:
+    per_block = SHAPE.bytes_per_block()  # 16 tokens x 2 layers x (keys, values) x 2 heads x 4 dims x 2 bytes
+    assert per_block == 16 * 2 * 2 * 2 * 4 * 2
+    assert num_blocks_for_bytes(SHAPE, 10 * per_block + per_block - 1) == 10

@@ -56,7 +56,7 @@ def pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
 
 
 # A step budget smaller than every prompt and prime, so that chunk boundaries cut through the images.
-CHUNKED = EngineConfig(max_num_seqs=1, max_num_batched_tokens=7, prefix_cache_bytes=0)
+CHUNKED = EngineConfig(max_num_seqs=1, max_num_batched_tokens=7, enable_prefix_caching=False)
 
 
 @pytest.fixture(scope="module")

@@ -21,16 +21,23 @@ class EngineConfig:
     trades the running streams' worst gap against how fast prompts are absorbed (None:
     `DEFAULT_BATCHED_TOKENS` of the device).
 
-    `prefix_cache_bytes` bounds the KV kept from finished sequences for the prompts that start with them
-    (follow-up questions); 0 turns prefix caching off. `attention_backend` names the backend (None: the
-    fastest one available on the device)."""
+    The KV cache is a pool of blocks: `kv_cache_bytes` of them on any device, or, when it is None, on a GPU
+    `gpu_memory_utilization` of its memory less what the weights took, and on a CPU room for `max_num_seqs`
+    sequences of `max_model_len`. `enable_prefix_caching` keeps full blocks findable by content for the
+    prompts that start with them (follow-up questions, one image asked about twice). `attention_backend`
+    names the backend (None: the fastest one available on the device). `startup_self_check` compares the
+    engine's incremental decode with a full forward before it serves (self_check.py) and refuses to start if
+    they differ."""
 
     max_num_seqs: int = 16
     max_model_len: int = 4096
     max_waiting: int = 64
     max_num_batched_tokens: int | None = None
-    prefix_cache_bytes: int = 1 << 30
+    enable_prefix_caching: bool = True
     attention_backend: str | None = None
+    kv_cache_bytes: int | None = None
+    gpu_memory_utilization: float = 0.9
+    startup_self_check: bool = True
 
     @property
     def max_requests(self) -> int:
@@ -51,8 +58,10 @@ class EngineConfig:
         return self.max_num_batched_tokens
 
     def __post_init__(self) -> None:
-        if self.max_num_seqs < 1 or self.max_model_len < 2 or self.max_waiting < 0 or self.prefix_cache_bytes < 0:
+        if self.max_num_seqs < 1 or self.max_model_len < 2 or self.max_waiting < 0:
             raise ValueError(f"invalid engine sizes: {self}")
+        if (self.kv_cache_bytes is not None and self.kv_cache_bytes < 1) or not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"invalid KV cache size: {self}")
         if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:
             # Below this, the decoding sequences alone could fill a step and a prompt would never get a chunk.
             raise ValueError(f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least "

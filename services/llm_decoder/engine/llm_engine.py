@@ -9,6 +9,7 @@ engine synchronously.
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +26,23 @@ from services.llm_decoder.engine.outputs import RequestOutput, TokenOutput
 from services.llm_decoder.engine.sampler import sample
 from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import ScheduledStep, Scheduler
-from services.llm_decoder.engine.sequence import FinishReason, Sequence, SequenceStatus
+from services.llm_decoder.engine.self_check import check_incremental_decode
+from services.llm_decoder.engine.sequence import FinishReason, Sequence
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.models.language_half import LanguageHalf
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EngineStats:
     num_running: int
     num_waiting: int
-    num_free_slots: int
-    kv_cache_usage: float  # cached tokens / capacity
+    num_free_slots: int  # sequences that could start now, as far as max_num_seqs goes
+    kv_cache_usage: float  # KV blocks held by running sequences / all blocks
+    num_kv_blocks: int
+    num_free_kv_blocks: int  # held by no running sequence (some still cached for reuse)
+    num_preemptions: int  # running sequences sent back to the queue for lack of KV blocks
     num_finished: int
     num_aborted: int
     num_failed: int  # dropped by a step in which the model failed
@@ -43,8 +50,7 @@ class EngineStats:
     output_tokens: int
     prefix_cache_queried_tokens: int  # prompt tokens admitted while prefix caching is on
     prefix_cache_hit_tokens: int  # ... whose KV was reused rather than computed
-    prefix_cache_entries: int
-    prefix_cache_bytes: int
+    prefix_cache_blocks: int  # full blocks findable by content, held or free
 
     @property
     def prefix_cache_hit_rate(self) -> float:
@@ -57,7 +63,10 @@ class LLMEngine:
         self.config = (config or EngineConfig()).for_device(language.device.type)
         self.language = language
         self.runner = ModelRunner(language, self.config)
-        self.scheduler = Scheduler(self.config)
+        if self.config.startup_self_check:
+            difference = check_incremental_decode(self.runner, self.config.token_budget)
+            logger.info("self-check: incremental decode matches a full forward (largest difference %.1e)", difference)
+        self.scheduler = Scheduler(self.config, self.runner.kv.num_blocks, self.runner.kv.block_size)
         vocab_size = language.lm_head_weight.shape[0]
         self.grammars = GrammarCompiler(language.tokenizer, vocab_size, language.stop_token_ids)
         self.token_masks = TokenMasker(vocab_size)
@@ -169,7 +178,7 @@ class LLMEngine:
         leaves room for; a token for each sequence that got one. Touches neither the tokenizer nor `outputs`.
         Raises StepFailed, with the step's sequences dropped, when the model fails."""
         scheduled = self.scheduler.schedule()
-        self.prefills_started = [c.sequence.request_id for c in scheduled.prefills if c.is_first]
+        self.prefills_started = [sequence.request_id for sequence in scheduled.started]
         try:
             return self._run(scheduled)
         except Exception as error:
@@ -181,7 +190,8 @@ class LLMEngine:
         logits = self.runner.run(scheduled)
         self.scheduler.finish_chunks(scheduled)
         sampled = [chunk.sequence for chunk in scheduled.chunks if chunk.samples]
-        self._counts["prompt_tokens"] += sum(c.sequence.num_prompt_tokens for c in scheduled.prefills if c.samples)
+        self._counts["prompt_tokens"] += sum(c.sequence.num_prompt_tokens for c in scheduled.prefills
+                                             if c.samples and not c.sequence.output_token_ids)
         outputs = self._sample(sampled, logits) if sampled else []
         for sequence in [s for s in sampled if s.finish_reason is not None]:
             self._release(sequence)
@@ -189,14 +199,16 @@ class LLMEngine:
         return outputs
 
     def stats(self) -> EngineStats:
-        running = self.scheduler.running
-        capacity = self.config.max_num_seqs * self.config.max_model_len
-        prefixes = self.scheduler.prefix_cache.stats()
+        scheduler, blocks = self.scheduler, self.scheduler.blocks
+        prefixes = scheduler.prefix_cache_stats()
         return EngineStats(
-            num_running=len(running),
-            num_waiting=len(self.scheduler.waiting),
-            num_free_slots=self.scheduler.num_free_slots,
-            kv_cache_usage=sum(s.num_computed_tokens for s in running) / capacity,
+            num_running=len(scheduler.running),
+            num_waiting=len(scheduler.waiting),
+            num_free_slots=scheduler.num_free_slots,
+            kv_cache_usage=blocks.num_used_blocks / blocks.num_blocks,
+            num_kv_blocks=blocks.num_blocks,
+            num_free_kv_blocks=blocks.num_free_blocks,
+            num_preemptions=scheduler.num_preemptions,
             num_finished=self._counts["finished"],
             num_aborted=self._counts["aborted"],
             num_failed=self._counts["failed"],
@@ -204,8 +216,7 @@ class LLMEngine:
             output_tokens=self._counts["output_tokens"],
             prefix_cache_queried_tokens=prefixes.queried_tokens,
             prefix_cache_hit_tokens=prefixes.hit_tokens,
-            prefix_cache_entries=prefixes.num_entries,
-            prefix_cache_bytes=prefixes.num_bytes,
+            prefix_cache_blocks=prefixes.num_cached_blocks,
         )
 
     def _sample(self, sequences: list[Sequence], logits: torch.Tensor) -> list[TokenOutput]:
@@ -234,29 +245,18 @@ class LLMEngine:
         )
 
     def _drop(self, sequences: list[Sequence], cause: BaseException) -> StepFailed:
-        """Free what a failed step ran; their KV may be half written, so none of it is kept for reuse."""
+        """Free what a failed step ran. Its chunks' blocks were not registered (that happens after a forward
+        succeeds), so no half-written KV is ever shared."""
         dropped = [sequence for sequence in sequences if sequence.request_id in self._sequences]
         for sequence in dropped:
             sequence.finish_reason = FinishReason.ABORT
-            self._release(sequence, keep_prefix=False)
+            self._release(sequence)
             self._counts["failed"] += 1
         return StepFailed([sequence.request_id for sequence in dropped], cause)
 
-    def _release(self, sequence: Sequence, keep_prefix: bool = True) -> None:
-        if keep_prefix and sequence.status is SequenceStatus.RUNNING:
-            self._keep_prefix(sequence)
-        move = self.scheduler.free(sequence)
-        if move is not None:
-            self.runner.kv.move(move.source, move.target, move.length)
+    def _release(self, sequence: Sequence) -> None:
+        self.scheduler.free(sequence)
         del self._sequences[sequence.request_id]
-
-    def _keep_prefix(self, sequence: Sequence) -> None:
-        """Copy what the sequence's slot holds into the prefix cache, before the slot is reused."""
-        keys = sequence.cached_keys
-        if self.scheduler.prefix_cache.should_store(keys):
-            if sequence.slot is None:
-                raise RuntimeError(f"running sequence {sequence.request_id} has no slot")
-            self.scheduler.prefix_cache.store(keys, self.runner.kv.read(sequence.slot, len(keys)))
 
 
 def _generator(seed: int | None, device: torch.device) -> torch.Generator | None:

@@ -1,4 +1,4 @@
-"""Which tokens run in the next step: continuous batching within a token budget.
+"""Which tokens run in the next step: continuous batching within a token budget, over a paged KV cache.
 
 Each step puts every decoding sequence's next token first, then fills what is left of the budget with
 prompt chunks: first the prompts already being prefilled, oldest first, then newly admitted ones, in arrival
@@ -6,6 +6,12 @@ order. A running stream therefore waits at most one budget-sized step per token,
 long the prompts that arrive, and a prompt longer than the budget is prefilled over several steps. No
 sequence starves: the decodes never fill the budget alone (it is at least `max_num_seqs`), a started prompt
 goes before any newer one, and the waiting queue is first in, first out.
+
+Memory: a sequence is admitted when the free KV blocks hold all its tokens (less the full blocks the prefix
+cache already has), and grows by a block when its next token starts one. When a decoding sequence needs a
+block and none is free, the newest running sequences are preempted (their blocks freed, to be computed again)
+and go back to the head of the queue; no one is admitted in that step. The oldest sequence can always grow,
+since the pool holds at least one sequence of `max_model_len`.
 """
 
 from __future__ import annotations
@@ -13,40 +19,34 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from services.llm_decoder.engine.block_manager import BlockManager
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.errors import QueueFullError
-from services.llm_decoder.engine.prefix_cache import PrefixCache
+from services.llm_decoder.engine.prefix_keys import next_block_hash
 from services.llm_decoder.engine.sequence import Sequence, SequenceStatus
+from services.models.kv_cache import BLOCK_SIZE
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """`length` tokens of a sequence from position `start` on: a decode (one token, after the prompt) or a
-    piece of its prompt."""
+    """`length` tokens of a sequence from position `start` on: a decode (its last sampled token) or a piece of
+    its prompt (after a preemption, of its prompt and output)."""
 
     sequence: Sequence
     start: int
     length: int
+    samples: bool  # the step samples a token after this chunk: it reaches the sequence's last token
 
-    @property
-    def is_decode(self) -> bool:
-        return self.start >= self.sequence.num_prompt_tokens
 
-    @property
-    def is_first(self) -> bool:
-        """The first chunk of the prompt the sequence computes (after what the prefix cache gave it)."""
-        return not self.is_decode and self.start == self.sequence.num_reused_tokens
-
-    @property
-    def samples(self) -> bool:
-        """Whether the step samples a token after this chunk: a decode, or a chunk that ends the prompt."""
-        return self.start + self.length >= self.sequence.num_prompt_tokens
+def _chunk(sequence: Sequence, start: int, length: int) -> Chunk:
+    return Chunk(sequence, start, length, samples=start + length >= sequence.num_tokens)
 
 
 @dataclass(frozen=True)
 class ScheduledStep:
-    decodes: list[Chunk]  # one token each, in slot order
+    decodes: list[Chunk]  # one token each, oldest sequence first
     prefills: list[Chunk]  # prompt chunks, in the order they were given budget
+    started: list[Sequence]  # admitted for the first time in this step (not resumed after a preemption)
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -63,25 +63,29 @@ class ScheduledStep:
 
 
 @dataclass(frozen=True)
-class SlotMove:
-    """Move a sequence's cached KV from one slot to another (to keep running slots contiguous)."""
-
-    source: int
-    target: int
-    length: int
+class PrefixCacheStats:
+    queried_tokens: int  # prompt tokens of the sequences admitted while prefix caching is on
+    hit_tokens: int  # ... whose KV was reused rather than computed
+    num_cached_blocks: int
 
 
 class Scheduler:
-    """Running sequences occupy KV slots 0..len(running)-1, in order: `running[i].slot == i`. A sequence is
-    matched against the prefix cache when it is admitted, so it reuses what finished just before."""
+    """`running` is in admission order (the newest last: the first to be preempted)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, num_blocks: int, block_size: int = BLOCK_SIZE) -> None:
+        if num_blocks * block_size < config.max_model_len:
+            raise ValueError(f"{num_blocks} KV blocks of {block_size} tokens cannot hold one sequence of "
+                             f"max_model_len {config.max_model_len}")
         self.config = config
         self.budget = config.token_budget
+        self.block_size = block_size
+        self.blocks = BlockManager(num_blocks, enable_caching=config.enable_prefix_caching)
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
-        self.prefilling: list[Sequence] = []  # running sequences whose prompt is not all computed, oldest first
-        self.prefix_cache = PrefixCache(config.prefix_cache_bytes)
+        self.prefilling: list[Sequence] = []  # running sequences with more than a token to compute, oldest first
+        self.num_preemptions = 0
+        self._queried_tokens = 0
+        self._hit_tokens = 0
 
     @property
     def num_free_slots(self) -> int:
@@ -94,7 +98,14 @@ class Scheduler:
         self.waiting.append(sequence)
 
     def schedule(self) -> ScheduledStep:
-        decodes = [Chunk(s, s.num_computed_tokens, 1) for s in self.running if not s.is_prefilling]
+        decodes: list[Chunk] = []
+        preemptions_before = self.num_preemptions
+        for sequence in list(self.running):
+            if sequence.status is not SequenceStatus.RUNNING or sequence.is_prefilling:
+                continue  # preempted for an older sequence's block in this loop, or still prefilling
+            if self._grow(sequence):
+                decodes.append(_chunk(sequence, sequence.num_computed_tokens, 1))
+        preempted = self.num_preemptions > preemptions_before
         left = self.budget - len(decodes)
         prefills: list[Chunk] = []
         for sequence in self.prefilling:
@@ -102,49 +113,115 @@ class Scheduler:
                 break
             prefills.append(self._prompt_chunk(sequence, left))
             left -= prefills[-1].length
-        while left > 0 and self.waiting and self.num_free_slots > 0:
-            self._admit(self.waiting.popleft())
-            prefills.append(self._prompt_chunk(self.prefilling[-1], left))
+        started: list[Sequence] = []
+        while not preempted and left > 0 and self.waiting and self.num_free_slots > 0:
+            sequence = self.waiting[0]
+            if not self._admit(sequence):
+                break
+            self.waiting.popleft()
+            if sequence.num_preemptions == 0:
+                started.append(sequence)
+            prefills.append(self._prompt_chunk(sequence, left))
             left -= prefills[-1].length
-        return ScheduledStep(decodes=decodes, prefills=prefills)
+        return ScheduledStep(decodes=decodes, prefills=prefills, started=started)
 
     def finish_chunks(self, step: ScheduledStep) -> None:
-        """After the step's forward: its chunks' tokens are in the cache."""
+        """After the step's forward: its chunks' tokens are in the cache, and its newly full blocks may be
+        shared."""
         for chunk in step.chunks:
             chunk.sequence.num_computed_tokens += chunk.length
-        self.prefilling = [s for s in self.prefilling if s.is_prefilling]
+            if self.blocks.enable_caching:
+                self._register_full_blocks(chunk.sequence)
+        # Before sampling: a sequence whose chunk reached its last token samples now and decodes from the next step.
+        self.prefilling = [s for s in self.prefilling if s.num_computed_tokens < s.num_tokens]
 
-    def _admit(self, sequence: Sequence) -> None:
-        # The last prompt token is always computed: its logits give the first output token.
-        reuse = self.prefix_cache.match(sequence.prompt_keys, limit=sequence.num_prompt_tokens - 1)
-        self.prefix_cache.use(reuse, sequence.num_prompt_tokens)
-        sequence.num_reused_tokens = sequence.num_computed_tokens = reuse.num_tokens
-        sequence.reused_kv = reuse.kv
+    def free(self, sequence: Sequence) -> None:
+        """Take a finished or aborted sequence out of the queues and release its blocks."""
+        if sequence.status is SequenceStatus.WAITING:
+            self.waiting.remove(sequence)
+        elif sequence.status is SequenceStatus.RUNNING:
+            self.running.remove(sequence)
+            if sequence in self.prefilling:
+                self.prefilling.remove(sequence)
+            self._release_blocks(sequence)
+        sequence.status = SequenceStatus.FINISHED
+
+    def prefix_cache_stats(self) -> PrefixCacheStats:
+        return PrefixCacheStats(self._queried_tokens, self._hit_tokens, self.blocks.num_cached_blocks)
+
+    # -- memory -------------------------------------------------------------------------------------------
+
+    def _grow(self, sequence: Sequence) -> bool:
+        """A block for the sequence's next token if it starts one, preempting the newest running sequences
+        while none is free. False if the sequence itself was the newest and had to go."""
+        if sequence.num_computed_tokens < len(sequence.block_table) * self.block_size:
+            return True
+        while self.blocks.num_free_blocks == 0:
+            victim = self.running[-1]
+            self._preempt(victim)
+            if victim is sequence:
+                return False
+        sequence.block_table += self.blocks.allocate(1)
+        return True
+
+    def _preempt(self, sequence: Sequence) -> None:
+        self.running.remove(sequence)
+        if sequence in self.prefilling:
+            self.prefilling.remove(sequence)
+        self._release_blocks(sequence)
+        sequence.num_computed_tokens = 0
+        sequence.num_preemptions += 1
+        sequence.status = SequenceStatus.WAITING
+        self.waiting.appendleft(sequence)
+        self.num_preemptions += 1
+
+    def _admit(self, sequence: Sequence) -> bool:
+        """Give the sequence blocks for all its tokens, sharing the cached ones; False if they are not free."""
+        num_tokens = sequence.num_tokens
+        shared: list[int] = []
+        if self.blocks.enable_caching:
+            self._hash_blocks(sequence, num_tokens // self.block_size)
+            # The last token is always computed: its logits give the next output token.
+            shared = self.blocks.cached_prefix(sequence.block_hashes)[: (num_tokens - 1) // self.block_size]
+        num_new = -(-num_tokens // self.block_size) - len(shared)
+        if self.blocks.num_blocks_to_take(shared, num_new) > self.blocks.num_free_blocks:
+            return False
+        self.blocks.share(shared)
+        sequence.block_table = shared + self.blocks.allocate(num_new)
+        sequence.num_registered_blocks = len(shared)
+        sequence.num_computed_tokens = len(shared) * self.block_size
+        if sequence.num_preemptions == 0:
+            sequence.num_reused_tokens = sequence.num_computed_tokens
+            if self.blocks.enable_caching:
+                self._queried_tokens += sequence.num_prompt_tokens
+                self._hit_tokens += sequence.num_reused_tokens
         sequence.status = SequenceStatus.RUNNING
-        sequence.slot = len(self.running)
         self.running.append(sequence)
         self.prefilling.append(sequence)
+        return True
+
+    def _release_blocks(self, sequence: Sequence) -> None:
+        self.blocks.free(sequence.block_table)
+        sequence.block_table = []
+        sequence.num_registered_blocks = 0
+
+    def _hash_blocks(self, sequence: Sequence, num_blocks: int) -> None:
+        """Extend the sequence's block hashes to its first `num_blocks` full blocks."""
+        hashes, size = sequence.block_hashes, self.block_size
+        while len(hashes) < num_blocks:
+            start = len(hashes) * size
+            hashes.append(next_block_hash(hashes[-1] if hashes else b"", sequence.keys(start, start + size)))
+
+    def _register_full_blocks(self, sequence: Sequence) -> None:
+        full = min(sequence.num_computed_tokens // self.block_size, len(sequence.block_table))
+        if sequence.num_registered_blocks >= full:
+            return
+        self._hash_blocks(sequence, full)
+        for index in range(sequence.num_registered_blocks, full):
+            self.blocks.register(sequence.block_table[index], sequence.block_hashes[index])
+        sequence.num_registered_blocks = full
 
     @staticmethod
     def _prompt_chunk(sequence: Sequence, budget: int) -> Chunk:
         start = sequence.num_computed_tokens
-        return Chunk(sequence, start, min(sequence.num_prompt_tokens - start, budget))
-
-    def free(self, sequence: Sequence) -> SlotMove | None:
-        """Take a finished or aborted sequence out of the queues; its slot is refilled by the last one."""
-        move = None
-        if sequence.status is SequenceStatus.WAITING:
-            self.waiting.remove(sequence)
-        elif sequence.status is SequenceStatus.RUNNING:
-            if sequence.slot is None or self.running[sequence.slot] is not sequence:
-                raise RuntimeError(f"running sequence {sequence.request_id} is not in its slot")
-            if sequence in self.prefilling:
-                self.prefilling.remove(sequence)
-            last = self.running.pop()
-            if last is not sequence:
-                move = SlotMove(source=len(self.running), target=sequence.slot, length=last.num_computed_tokens)
-                last.slot = sequence.slot
-                self.running[sequence.slot] = last
-        sequence.status = SequenceStatus.FINISHED
-        sequence.slot = None
-        return move
+        return _chunk(sequence, start, min(sequence.num_tokens - start, budget))

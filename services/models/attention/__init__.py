@@ -7,14 +7,14 @@ for every backend, so the CPU tests exercise what a GPU runs.
 """
 
 from services.models.attention.backend import AttentionBackend, available_backends, choose_backend
-from services.models.attention.layout import BatchLayout, ChunkLayout
+from services.models.attention.layout import BatchLayout, RowLayout
 from services.models.attention.step import AttentionStep, attend_with_step
 
 __all__ = [
     "AttentionBackend",
     "AttentionStep",
     "BatchLayout",
-    "ChunkLayout",
+    "RowLayout",
     "attend_with_step",
     "available_backends",
     "choose_backend",

@@ -14,8 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 class AttentionBackend(Protocol):
-    """Attention of one step's flat batch over a slot KV cache (`[slots, kv_heads, max_len, head_dim]` per
-    layer, this step's keys already written). `prepare` runs once per step, `attend` once per layer."""
+    """Attention of one step's flat batch over a paged KV cache (`[num_blocks, block_size, kv_heads, head_dim]`
+    pools per layer, this step's keys already written). `prepare` runs once per step, `attend` once per
+    layer."""
 
     name: str
 
@@ -35,23 +36,34 @@ def _torch_sdpa() -> AttentionBackend:
     return TorchSDPABackend()
 
 
-# name -> (whether it can run on a device, how to build it), in order of preference.
-_BACKENDS: dict[str, tuple[Callable[[torch.device], bool], Callable[[], AttentionBackend]]] = {
-    "torch_sdpa": (lambda device: True, _torch_sdpa),
-}
+def _flex_attention() -> AttentionBackend:
+    from services.models.attention.flex import FlexAttentionBackend
+
+    return FlexAttentionBackend()
 
 
-def available_backends(device: torch.device) -> list[str]:
-    return [name for name, (runs_on, _) in _BACKENDS.items() if runs_on(device)]
+_BUILDERS: dict[str, Callable[[], AttentionBackend]] = {"torch_sdpa": _torch_sdpa, "flex_attention": _flex_attention}
+
+# Per device type, the backends that run there, fastest first, and those that run there only when named (on a
+# CPU flex attention is unfused: right, and what the tests check it with, but slower than the reference).
+_PREFERENCE = {"cuda": ["flex_attention", "torch_sdpa"]}
+_DEFAULT_PREFERENCE = ["torch_sdpa"]
+_SLOW = {"cpu": ["flex_attention"]}
+
+
+def available_backends(device: torch.device, include_slow: bool = False) -> list[str]:
+    """The backends that run on `device`, fastest first (`include_slow`: also those only picked by name)."""
+    preferred = _PREFERENCE.get(device.type, _DEFAULT_PREFERENCE)
+    return preferred + (_SLOW.get(device.type, []) if include_slow else [])
 
 
 def choose_backend(device: torch.device, requested: str | None = None) -> AttentionBackend:
-    """The requested backend, or the most preferred one that runs on `device`. Raises ValueError for a name
-    that is unknown or cannot run here."""
-    available = available_backends(device)
-    if requested is not None and requested not in available:
+    """The requested backend, or the fastest one that runs on `device`. Raises ValueError for a name that is
+    unknown or cannot run here."""
+    runnable = available_backends(device, include_slow=True)
+    if requested is not None and requested not in runnable:
         raise ValueError(f"attention backend {requested!r} is not available on {device.type}; "
-                         f"available: {', '.join(available)}")
-    name = requested or available[0]
-    logger.info("attention backend: %s (available on %s: %s)", name, device.type, ", ".join(available))
-    return _BACKENDS[name][1]()
+                         f"available: {', '.join(runnable)}")
+    name = requested or available_backends(device)[0]
+    logger.info("attention backend: %s (available on %s: %s)", name, device.type, ", ".join(runnable))
+    return _BUILDERS[name]()

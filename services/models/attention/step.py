@@ -8,35 +8,33 @@ from typing import Any
 import torch
 from transformers import AttentionInterface
 
-from services.common.device import to_device
 from services.models.attention.backend import AttentionBackend
 from services.models.attention.layout import BatchLayout
-from services.models.kv_cache import SlotKVCache
+from services.models.kv_cache import PagedKVCache
 
 ATTENTION_IMPLEMENTATION = "flashvqa"
 
 
 class AttentionStep:
-    """Built once per step (the backend's metadata and the tokens' write positions go to the device here,
-    once), then used by every layer."""
+    """Built once per step (the backend's metadata goes to the device here, once), then used by every layer.
+    `slots` is `layout.slot_mapping()` on the device."""
 
-    def __init__(self, backend: AttentionBackend, layout: BatchLayout, kv: SlotKVCache) -> None:
-        device = kv.buffer.device
+    def __init__(self, backend: AttentionBackend, layout: BatchLayout, kv: PagedKVCache, slots: torch.Tensor) -> None:
         self.backend = backend
-        self.prepared = backend.prepare(layout, device)
+        self.prepared = backend.prepare(layout, kv.buffer.device)
         self._kv = kv
-        self._write_slots = to_device(layout.write_slots(), device)
-        self._write_positions = to_device(layout.write_positions(), device)
+        self._slots = slots
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the step's keys and values (`[1, kv_heads, tokens, head_dim]`) in their slots; return the
-        layer's whole key and value buffers for the backend to read (transformers' Cache protocol, the one
-        method its attention layers call)."""
-        keys, values = self._kv.buffer[layer_idx]
-        keys[self._write_slots, :, self._write_positions] = key_states[0].transpose(0, 1)
-        values[self._write_slots, :, self._write_positions] = value_states[0].transpose(0, 1)
+        layer's key and value block pools for the backend to read (transformers' Cache protocol, the one method
+        its attention layers call)."""
+        keys, values = self._kv.layer(layer_idx)
+        flat = (-1, *keys.shape[2:])
+        keys.view(flat).index_copy_(0, self._slots, key_states[0].transpose(0, 1))
+        values.view(flat).index_copy_(0, self._slots, value_states[0].transpose(0, 1))
         return keys, values
 
 
@@ -50,7 +48,8 @@ def attend_with_step(
     attention_step: AttentionStep | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """transformers' attention-function signature; `key` and `value` are what `AttentionStep.update` gave."""
+    """transformers' attention-function signature; `key` and `value` are the block pools `AttentionStep.update`
+    gave."""
     if attention_step is None:
         raise RuntimeError(f"the {ATTENTION_IMPLEMENTATION!r} attention runs only inside an engine step")
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5

@@ -100,6 +100,54 @@ class TestContinuousBatching:
         assert [output_token_ids(outputs[f"r{i}"]) for i in range(5)] == alone
 
 
+class TestPagedKV:
+    """Sequences hold only the KV blocks their tokens fill, share the blocks of a common prefix while both run,
+    and, when blocks run out, the newest are preempted and later resume with the tokens they would have got."""
+
+    @pytest.mark.parametrize("budget", [None, 13], ids=["whole_prompts", "chunked_prompts"])
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_preempted_sequences_resume_with_identical_output(
+        self, family: str, budget: int | None, halves: dict
+    ) -> None:
+        vision, language = halves[family]
+        requests = _requests(vision, 6)
+        params = SamplingParams(max_tokens=30, temperature=0.0, ignore_eos=True)
+        expected = [_alone(language, *request, params) for request in requests]
+        pool = 8 * language.kv_shape.bytes_per_block()  # 128 tokens: one sequence of max_model_len
+        engine = LLMEngine(language, EngineConfig(max_num_seqs=6, max_model_len=128, kv_cache_bytes=pool,
+                                                  max_num_batched_tokens=budget))
+        for index, request in enumerate(requests):
+            engine.add_request(f"r{index}", *request, params)
+        outputs = run_to_completion(engine)
+        assert [output_token_ids(outputs[f"r{index}"]) for index in range(6)] == expected
+        stats = engine.stats()
+        assert stats.num_preemptions > 0
+        assert stats.num_free_kv_blocks == stats.num_kv_blocks == 8
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    def test_concurrent_questions_about_one_image_share_its_blocks(self, family: str, halves: dict) -> None:
+        vision, language = halves[family]
+        image = vision.encode([RawImage.from_image(noise_image(112, 112, seed=5))])
+        questions = [(image_question(f"What is in this picture? Answer {index}.", 1), image) for index in range(2)]
+        expected = [_alone(language, *question, GREEDY) for question in questions]
+        # A budget of 16 puts the first prompt alone in its first steps: the second is admitted while the first
+        # is still running, after its image's blocks are computed.
+        engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=1024, max_num_batched_tokens=16))
+        first = engine.add_request("first", *questions[0], GREEDY)
+        second = engine.add_request("second", *questions[1], GREEDY)
+        outputs: dict[str, list[RequestOutput]] = {}
+        while not second.block_table:
+            for output in engine.step():
+                outputs.setdefault(output.request_id, []).append(output)
+        shared = second.num_reused_tokens // 16
+        assert shared > 0 and not first.is_finished
+        assert second.block_table[:shared] == first.block_table[:shared]
+        assert all(engine.scheduler.blocks.ref_count(block) == 2 for block in first.block_table[:shared])
+        for request_id, rest in run_to_completion(engine).items():
+            outputs.setdefault(request_id, []).extend(rest)
+        assert [output_token_ids(outputs[name]) for name in ["first", "second"]] == expected
+
+
 class TestFreeing:
     def test_abort_frees_the_slot_and_the_next_request_is_served(self, halves: dict) -> None:
         vision, language = halves["glm4v"]

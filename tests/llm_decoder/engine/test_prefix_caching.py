@@ -1,5 +1,6 @@
-"""Follow-up questions reuse the KV of the earlier turns: the same greedy tokens as without reuse, for both
-families, with only the new tokens prefilled, never across different images, and within the budget."""
+"""Follow-up questions reuse the KV blocks of the earlier turns: the same greedy tokens as without reuse, for
+both families, with only the tokens after the last shared whole block prefilled, never across different
+images, and never from blocks that were handed to another sequence since."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
 from services.local_pipeline import image_question
+from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image
@@ -21,7 +23,7 @@ from tests.llm_decoder.engine.engine_runs import output_token_ids, run_to_comple
 CPU = torch.device("cpu")
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
 WITH_REUSE = EngineConfig(max_num_seqs=4, max_model_len=1024)
-WITHOUT_REUSE = EngineConfig(max_num_seqs=4, max_model_len=1024, prefix_cache_bytes=0)
+WITHOUT_REUSE = EngineConfig(max_num_seqs=4, max_model_len=1024, enable_prefix_caching=False)
 Messages = list[dict[str, Any]]
 
 
@@ -50,9 +52,12 @@ def _follow_up(messages: Messages, answer: str, question: str, new_images: int =
     return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": content}]
 
 
-def _common_length(first: list[int], second: list[int]) -> int:
-    differing = [index for index, (a, b) in enumerate(zip(first, second, strict=False)) if a != b]
-    return differing[0] if differing else min(len(first), len(second))
+def _block_reuse(cached: list[int], prompt: list[int]) -> int:
+    """Prompt tokens a cache of `cached`'s KV gives: the whole blocks they share, short of the prompt's last
+    token (always computed for its logits)."""
+    differing = [index for index, (a, b) in enumerate(zip(cached, prompt, strict=False)) if a != b]
+    shared = differing[0] if differing else min(len(cached), len(prompt))
+    return min(shared, len(prompt) - 1) // BLOCK_SIZE * BLOCK_SIZE
 
 
 def _record_logits(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
@@ -78,11 +83,10 @@ class TestFollowUpsGiveTheSameTokens:
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     def test_three_turns(self, family: str, new_image: bool, halves: dict, monkeypatch: pytest.MonkeyPatch) -> None:
         vision, language = halves[family]
-        logits = _record_logits(language, monkeypatch)
         with_reuse, without_reuse = LLMEngine(language, WITH_REUSE), LLMEngine(language, WITHOUT_REUSE)
+        logits = _record_logits(language, monkeypatch)  # after their start-up self-checks
         messages, images = image_question("What is in this picture?", 1), [_encode(vision, seed=1)]
-        first_prompt = language.render_prompt(messages, [images[0].grid_thw])
-        reused = []
+        reused, expected_reuse, cached = [], [], []
         for turn, question in enumerate(["Describe the image.", "What colour is the red shape?", None]):
             expected = _ask(without_reuse, f"turn{turn}", messages, images)
             expected_logits = logits[:]
@@ -94,12 +98,16 @@ class TestFollowUpsGiveTheSameTokens:
                 torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4, msg=f"turn {turn}, step {step}")
             logits.clear()
             assert expected[0].num_reused_tokens == 0
+            prompt = language.render_prompt(messages, [image.grid_thw for image in images]).token_ids
             reused.append(outputs[0].num_reused_tokens)
+            expected_reuse.append(_block_reuse(cached, prompt))
+            cached = prompt + output_token_ids(outputs)[:-1]  # the last token's KV is never computed
             if question is not None:
                 added = int(new_image and turn == 0)
                 messages = _follow_up(messages, _text(outputs), question, new_images=added)
                 images = images + [_encode(vision, seed=7, width=84, height=140)] * added
-        assert reused[0] == 0 and reused[1] > first_prompt.num_tokens and reused[2] > reused[1]
+        assert reused == expected_reuse
+        assert reused[0] == 0 and reused[1] >= BLOCK_SIZE and reused[2] >= reused[1]
         assert without_reuse.stats().prefix_cache_queried_tokens == 0
 
 
@@ -116,8 +124,9 @@ class TestOnlyNewTokensArePrefilled:
         second = _follow_up(first, _text(answer), "Describe the image.")
         first_prompt = language.render_prompt(first, [images[0].grid_thw]).token_ids
         second_prompt = language.render_prompt(second, [images[0].grid_thw]).token_ids
-        reusable = _common_length(first_prompt + output_token_ids(answer)[:-1], second_prompt)
-        assert reusable > len(first_prompt)  # the image, the first question and (some of) the answer
+        reusable = _block_reuse(first_prompt + output_token_ids(answer)[:-1], second_prompt)
+        image_end = language.render_prompt(first, [images[0].grid_thw]).image_spans[0][1]
+        assert reusable >= image_end  # the image and the first question at least
         expected = output_token_ids(_ask(LLMEngine(language, WITHOUT_REUSE), "second", second, images))
         image = images[0]
         unread = ImageEmbedding(image.content_hash, image.grid_thw, torch.full_like(image.embeds, torch.nan))
@@ -159,7 +168,8 @@ class TestImagesAreKeyedByContent:
         assert output_token_ids(outputs) == output_token_ids(without_reuse)
 
         again = _ask(engine, "again", question, [first])
-        assert again[0].num_reused_tokens == prompt.num_tokens - 1  # the last one gives the first token's logits
+        # Whole blocks, short of the last token: its logits give the first output token.
+        assert again[0].num_reused_tokens == (prompt.num_tokens - 1) // BLOCK_SIZE * BLOCK_SIZE > 0
         assert output_token_ids(again) == first_tokens
 
 
@@ -217,37 +227,53 @@ class TestContinuousBatching:
         assert output_token_ids(outputs["long"]) == expected_long
 
 
-class TestEviction:
-    """A small budget evicts least recently used entries, and never what a running sequence computes with."""
+class TestBlocksAreHandedOutAgain:
+    """When the pool runs short, cached blocks nobody holds go to new sequences; blocks a running sequence
+    shares are never handed out or written."""
 
-    def test_evicting_the_entry_a_running_sequence_reused(self, halves: dict) -> None:
+    def test_a_running_sequences_shared_blocks_survive_a_full_pool(self, halves: dict) -> None:
         vision, language = halves["glm4v"]
         messages, images = image_question("What is in this picture?", 1), [_encode(vision, seed=1)]
-        prompt_tokens = language.render_prompt(messages, [images[0].grid_thw]).num_tokens
-        budget = (prompt_tokens + 30) * language.kv_shape.bytes_per_token()  # one conversation, never two
-        engine = LLMEngine(language, EngineConfig(max_num_seqs=4, max_model_len=1024, prefix_cache_bytes=budget))
+        pool = 8 * language.kv_shape.bytes_per_block()  # 128 tokens: one sequence of max_model_len
+        config = EngineConfig(max_num_seqs=4, max_model_len=128, kv_cache_bytes=pool)
+        engine = LLMEngine(language, config)
         answer = _ask(engine, "first", messages, images)
         follow_up = _follow_up(messages, _text(answer), "Describe the image.")
         long_params = SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
-        expected = output_token_ids(
-            _ask(LLMEngine(language, WITHOUT_REUSE), "follow-up", follow_up, images, long_params))
+        others = [(image_question("Describe the image.", 1), [_encode(vision, 20 + index, 140, 112)])
+                  for index in range(3)]
+        plain = LLMEngine(language, EngineConfig(max_num_seqs=4, max_model_len=128, enable_prefix_caching=False))
+        expected = output_token_ids(_ask(plain, "follow-up", follow_up, images, long_params))
+        expected_others = [output_token_ids(_ask(plain, f"other{index}", *other)) for index, other in enumerate(others)]
 
         sequence = engine.add_request("follow-up", follow_up, images, long_params)
         outputs = engine.step()
-        assert outputs[0].num_reused_tokens > prompt_tokens
-        # Another conversation finishes while the follow-up decodes: its entry pushes the first one out.
-        engine.add_request("other", image_question("Describe the image.", 1), [_encode(vision, 2, 140, 112)], GREEDY)
-        while not any(output.request_id == "other" and output.finished for output in outputs):
+        shared = sequence.block_table[: outputs[0].num_reused_tokens // BLOCK_SIZE]
+        assert shared
+        kv = engine.runner.kv.buffer
+        shared_kv = kv[:, :, shared].clone()
+        # Other questions about other pictures take every free block while the follow-up decodes.
+        for index, other in enumerate(others):
+            engine.add_request(f"other{index}", *other, GREEDY)
+        least_free = engine.stats().num_free_kv_blocks
+        while not sequence.is_finished:
             outputs += engine.step()
-            assert engine.stats().prefix_cache_bytes <= budget
-        assert engine.stats().prefix_cache_entries == 1
-        assert engine.scheduler.prefix_cache.match(sequence.prompt_keys, limit=prompt_tokens).num_tokens == 0
-        assert not sequence.is_finished
-
+            least_free = min(least_free, engine.stats().num_free_kv_blocks)
+            if not sequence.is_finished:
+                assert all(engine.scheduler.blocks.ref_count(block) >= 1 for block in shared)
+                assert torch.equal(kv[:, :, shared], shared_kv)
+        assert least_free == 0  # the pool did run short
         outputs += [output for outputs_of_step in run_to_completion(engine).values() for output in outputs_of_step]
-        assert output_token_ids([output for output in outputs if output.request_id == "follow-up"]) == expected
-        assert engine.stats().prefix_cache_bytes <= budget
+        by_request = {name: [o for o in outputs if o.request_id == name]
+                      for name in ["follow-up", *(f"other{index}" for index in range(3))]}
+        assert output_token_ids(by_request["follow-up"]) == expected
+        assert [output_token_ids(by_request[f"other{index}"]) for index in range(3)] == expected_others
+        stats = engine.stats()
+        assert stats.num_free_kv_blocks == stats.num_kv_blocks  # nothing leaked
+        assert 0 < stats.prefix_cache_blocks <= stats.num_kv_blocks
 
+
+class TestAbortedAnswers:
     def test_an_aborted_answer_is_reused(self, halves: dict) -> None:
         vision, language = halves["glm4v"]
         messages, images = image_question("What is in this picture?", 1), [_encode(vision, seed=3)]
@@ -258,6 +284,6 @@ class TestEviction:
             engine.step()
         assert engine.abort("stopped")
         outputs = _ask(engine, "retry", messages, images)
-        assert outputs[0].num_reused_tokens == prompt_tokens - 1
+        assert outputs[0].num_reused_tokens == (prompt_tokens - 1) // BLOCK_SIZE * BLOCK_SIZE > 0
         without_reuse = _ask(LLMEngine(language, WITHOUT_REUSE), "retry", messages, images)
         assert output_token_ids(outputs) == output_token_ids(without_reuse)
