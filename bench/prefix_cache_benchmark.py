@@ -55,7 +55,7 @@ class Conversations:
     def __init__(self, vision: VisionHalf, language: LanguageHalf, reuse: bool, answer_tokens: int) -> None:
         embedding_cache = EmbeddingCache(256 << 20 if reuse else 0)
         self.encoder = VisionEncoder(partial(unbatched, encode=vision.encode), embedding_cache)
-        config = EngineConfig(max_num_seqs=2, max_model_len=2048, prefix_cache_bytes=(1 << 30) if reuse else 0)
+        config = EngineConfig(max_num_seqs=2, max_model_len=2048, enable_prefix_caching=reuse)
         self.engine = LLMEngine(language, config)
         self.answer = SamplingParams(max_tokens=answer_tokens, temperature=0.0, ignore_eos=True)
 
