@@ -13,7 +13,7 @@ from PIL import Image
 from loadtest.autoscaling.timeline import Timeline
 from tests.process_group import run_in_own_session
 
-RUN_TIMEOUT_S = 300
+RUN_TIMEOUT_S = 420
 
 
 @pytest.mark.slow
