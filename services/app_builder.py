@@ -17,6 +17,7 @@ from services.gateway.proxy_door import proxy_environment
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
+from services.llm_decoder.engine.config import DecodeGraphs
 from services.routing.affinity_router import affinity_router_config
 from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
 
@@ -85,6 +86,10 @@ class DecoderArgs(DeploymentArgs):
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="share of the GPU's memory the weights and the KV cache may take"
     )
+    decode_graphs: DecodeGraphs = Field(
+        "auto", description="decode-only steps: auto (CUDA graphs on a GPU), off (eager), uncaptured (the graphs' "
+        "shapes, eagerly)",
+    )
     stream_interval_ms: float = Field(
         DEFAULT_STREAM_INTERVAL_S * 1000, ge=0,
         description="least time between two messages of a streamed answer (its first goes at once); 0: every token",
@@ -108,6 +113,7 @@ class DecoderArgs(DeploymentArgs):
             enable_prefix_caching=self.enable_prefix_caching,
             attention_backend=self.attention_backend,
             kv_cache_bytes=self.kv_cache_bytes,
+            decode_graphs=self.decode_graphs,
             gpu_memory_utilization=self.gpu_memory_utilization,
         )
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from services.models.attention import AttentionStep, BatchLayout, RowLayout, available_backends, choose_backend
+from services.models.attention.padded_decode import PaddedDecode, PaddedDecodeAttention
 from services.models.kv_cache import KVShape, PagedKVCache
 
 CPU = torch.device("cpu")
@@ -35,7 +36,7 @@ def test_the_layout_maps_each_token_to_its_blocks_slot() -> None:
 def test_update_writes_each_token_into_its_block() -> None:
     cache = PagedKVCache(KVShape(num_layers=1, kv_heads=1, head_dim=1, dtype=torch.float32), 3, CPU, block_size=BLOCK)
     layout = BatchLayout(decodes=(RowLayout([2, 1], 5, 1),), chunks=(RowLayout([0], 0, 3),), block_size=BLOCK)
-    step = AttentionStep(choose_backend(CPU), layout, cache, layout.slot_mapping())
+    step = AttentionStep.for_layout(choose_backend(CPU), layout, cache, layout.slot_mapping())
     new = torch.tensor([10.0, 20.0, 21.0, 22.0]).view(1, 1, 4, 1)
     keys, values = step.update(new, -new, layer_idx=0)
     assert keys.shape == (3, BLOCK, 1, 1) and keys.data_ptr() == cache.buffer[0, 0].data_ptr()
@@ -75,7 +76,7 @@ def test_every_backend_is_full_causal_attention_per_sequence(backend_name: str) 
         block_size=BLOCK,
     )
     backend = choose_backend(CPU, backend_name)
-    step = AttentionStep(backend, layout, cache, layout.slot_mapping())
+    step = AttentionStep.for_layout(backend, layout, cache, layout.slot_mapping())
     tokens = layout.num_tokens
     new_keys, new_values = (torch.randn(1, KV_HEADS, tokens, HEAD_DIM, generator=generator) for _ in range(2))
     query = torch.randn(1, HEADS, tokens, HEAD_DIM, generator=generator)
@@ -90,6 +91,38 @@ def test_every_backend_is_full_causal_attention_per_sequence(backend_name: str) 
         expected = _full_causal(query[0, :, rows], _sequence_keys(keys, row), _sequence_keys(values, row), scale)
         torch.testing.assert_close(output[0, rows].transpose(0, 1), expected, rtol=1e-5, atol=1e-5)
         offset += row.length
+
+
+def test_padded_decode_attention_reads_only_each_rows_context_whatever_the_width() -> None:
+    """The CUDA graphs' attention: tables padded wider than any row needs, with a pool full of other keys, still
+    give each decode row full causal attention over its own keys."""
+    generator = torch.Generator().manual_seed(1)
+    shape = KVShape(num_layers=1, kv_heads=KV_HEADS, head_dim=HEAD_DIM, dtype=torch.float32)
+    cache = PagedKVCache(shape, 16, CPU, block_size=BLOCK)
+    cache.buffer.copy_(torch.randn(cache.buffer.shape, generator=generator))
+    decodes = (RowLayout([9, 4, 13, 2], 12, 1), RowLayout([1, 7], 5, 1), RowLayout([3], 0, 1))
+    layout = BatchLayout(decodes=decodes, chunks=(), block_size=BLOCK)
+    backend = PaddedDecodeAttention()
+    exact = backend.prepare(layout, CPU)
+    assert exact.block_tables.shape == (3, 4) and exact.key_mask.sum(1).tolist() == [13, 6, 1]
+    # Eight blocks wide, the padding pointing at block 15 (whose keys are noise): the graphs' layout.
+    tables = torch.full((3, 8), 15)
+    tables[:, :4] = exact.block_tables
+    padded = PaddedDecode(tables, torch.arange(8 * BLOCK) < torch.tensor([13, 6, 1]).unsqueeze(1))
+    step = AttentionStep(backend, padded, cache, layout.slot_mapping())
+    new_keys, new_values = (torch.randn(1, KV_HEADS, 3, HEAD_DIM, generator=generator) for _ in range(2))
+    query = torch.randn(1, HEADS, 3, HEAD_DIM, generator=generator)
+    keys, values = step.update(new_keys, new_values, layer_idx=0)
+    scale = HEAD_DIM**-0.5
+    for prepared in (exact, padded):
+        output = backend.attend(query, keys, values, prepared, scale)
+        assert output.shape == (1, 3, HEADS, HEAD_DIM)
+        for index, row in enumerate(decodes):
+            expected = _full_causal(query[0, :, index : index + 1], _sequence_keys(keys, row),
+                                    _sequence_keys(values, row), scale)
+            torch.testing.assert_close(output[0, index : index + 1].transpose(0, 1), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="decode rows only"):
+        backend.prepare(BatchLayout(decodes=(), chunks=(RowLayout([0], 0, 2),), block_size=BLOCK), CPU)
 
 
 def test_backends_are_chosen_by_name_or_by_device() -> None:

@@ -59,6 +59,10 @@ def pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
 CHUNKED = EngineConfig(max_num_seqs=1, max_num_batched_tokens=7, enable_prefix_caching=False)
 
 
+# Decode steps at the CUDA graphs' padded shapes (run eagerly on a CPU).
+GRAPH_SHAPES = EngineConfig(max_num_seqs=4, decode_graphs="uncaptured")
+
+
 @pytest.fixture(scope="module")
 def chunked_pipelines(tiny_model_dirs: dict[str, Path]) -> dict[str, LocalPipeline]:
     return {name: LocalPipeline(path, CPU, CHUNKED) for name, path in tiny_model_dirs.items()}
@@ -87,6 +91,20 @@ class TestSplitMatchesGenerate:
 
         assert len(expected) > 0
         assert actual == expected
+
+    @pytest.mark.parametrize("family", FAMILY_NAMES)
+    @pytest.mark.parametrize("case", ["one_image", "two_images", "text_only"])
+    def test_same_tokens_with_decode_steps_at_the_graph_shapes(
+        self, family: str, case: str, references: dict[str, ReferenceModel], tiny_model_dirs: dict[str, Path]
+    ) -> None:
+        images = [
+            load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
+        ]
+        messages = image_question("What is in this picture?", len(images))
+        pipeline = LocalPipeline(tiny_model_dirs[family], CPU, GRAPH_SHAPES)
+        assert pipeline.engine.runner.decode_graphs is not None
+        assert _greedy_tokens(pipeline, messages, images) == references[family].generate(
+            messages, images, MAX_NEW_TOKENS)
 
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     @pytest.mark.parametrize("case", ["one_image", "two_images", "tall"])

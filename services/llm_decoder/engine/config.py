@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 # One step's token budget when none is configured. A CPU step's time grows with its tokens: at 192, a step
 # with prompt chunks keeps a running stream's worst gap near 3x its usual one (bench/arrival_benchmark.py).
 # A GPU's step time stays nearly flat up to a few thousand tokens (decode is bound by reading the weights).
 DEFAULT_BATCHED_TOKENS = {"cpu": 192, "cuda": 4096}
+
+# How decode-only steps run (decode_graphs.py): "auto" replays CUDA graphs on a GPU and runs eagerly elsewhere;
+# "off" runs every step eagerly at its own shapes; "uncaptured" runs the graphs' fixed shapes eagerly, on any
+# device (how the CPU tests check the graph path; on a GPU it tells a capture problem from a shape one).
+DecodeGraphs = Literal["auto", "off", "uncaptured"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,8 @@ class EngineConfig:
     `gpu_memory_utilization` of its memory less what the weights took, and on a CPU room for `max_num_seqs`
     sequences of `max_model_len`. `enable_prefix_caching` keeps full blocks findable by content for the
     prompts that start with them (follow-up questions, one image asked about twice). `attention_backend`
-    names the backend (None: the fastest one available on the device). `startup_self_check` compares the
+    names the backend (None: the fastest one available on the device). `decode_graphs` says how decode-only
+    steps run (`DecodeGraphs`). `startup_self_check` compares the
     engine's incremental decode with a full forward before it serves (self_check.py) and refuses to start if
     they differ."""
 
@@ -37,6 +44,7 @@ class EngineConfig:
     attention_backend: str | None = None
     kv_cache_bytes: int | None = None
     gpu_memory_utilization: float = 0.9
+    decode_graphs: DecodeGraphs = "auto"
     startup_self_check: bool = True
 
     @property
@@ -51,6 +59,13 @@ class EngineConfig:
         budget = DEFAULT_BATCHED_TOKENS.get(device_type, DEFAULT_BATCHED_TOKENS["cpu"])
         return replace(self, max_num_batched_tokens=max(budget, self.max_num_seqs))
 
+    def decode_graph_mode(self, device_type: str) -> Literal["captured", "uncaptured"] | None:
+        """How this config's decode-only steps run on a device: replayed from captured graphs, at the graphs'
+        shapes but eagerly, or (None) at their own shapes."""
+        if self.decode_graphs == "auto":
+            return "captured" if device_type == "cuda" else None
+        return "uncaptured" if self.decode_graphs == "uncaptured" else None
+
     @property
     def token_budget(self) -> int:
         if self.max_num_batched_tokens is None:
@@ -60,6 +75,8 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.max_num_seqs < 1 or self.max_model_len < 2 or self.max_waiting < 0:
             raise ValueError(f"invalid engine sizes: {self}")
+        if self.decode_graphs not in ("auto", "off", "uncaptured"):
+            raise ValueError(f"decode_graphs must be auto, off or uncaptured, not {self.decode_graphs!r}")
         if (self.kv_cache_bytes is not None and self.kv_cache_bytes < 1) or not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(f"invalid KV cache size: {self}")
         if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < self.max_num_seqs:

@@ -66,7 +66,7 @@ class LLMEngine:
         if self.config.startup_self_check:
             difference = check_incremental_decode(self.runner, self.config.token_budget)
             logger.info("self-check: incremental decode matches a full forward (largest difference %.1e)", difference)
-        self.scheduler = Scheduler(self.config, self.runner.kv.num_blocks, self.runner.kv.block_size)
+        self.scheduler = Scheduler(self.config, self.runner.num_blocks, self.runner.kv.block_size)
         vocab_size = language.lm_head_weight.shape[0]
         self.grammars = GrammarCompiler(language.tokenizer, vocab_size, language.stop_token_ids)
         self.token_masks = TokenMasker(vocab_size)

@@ -2,7 +2,8 @@
 
 Everything the forward needs is built on the host from what the scheduler knows (token ids, positions, block
 tables) and copied to the device once per step, the per-token inputs into buffers allocated once
-(`InputBuffers`); nothing is read back from the device until the sampled tokens are.
+(`InputBuffers`); nothing is read back from the device until the sampled tokens are. Decode-only steps go
+through `DecodeGraphs` (CUDA graphs on a GPU) when the config says so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import torch
 
 from services.llm_decoder.engine.config import EngineConfig
+from services.llm_decoder.engine.decode_graphs import DecodeGraphs
 from services.llm_decoder.engine.input_buffers import InputBuffers
 from services.llm_decoder.engine.scheduler import Chunk, ScheduledStep
 from services.models.attention import AttentionStep, BatchLayout, RowLayout, choose_backend
@@ -35,11 +37,23 @@ class ModelRunner:
         self.kv = PagedKVCache(language.kv_shape, num_blocks, language.device)
         logger.info("KV cache: %d blocks of %d tokens, %.1f MiB", num_blocks, BLOCK_SIZE, self.kv.num_bytes / 2**20)
         self.attention = choose_backend(language.device, config.attention_backend)
-        self.inputs = InputBuffers(config.token_budget, language.device)
+        self.inputs = InputBuffers.for_steps(config.token_budget, language.device)
+        graph_mode = config.decode_graph_mode(language.device.type)
+        # The graphs' padding rows write into the last block, which no sequence is then given.
+        self.num_blocks = num_blocks - 1 if graph_mode else num_blocks
+        if self.num_blocks < 1:
+            raise ValueError("the KV cache holds no block for sequences")
+        self.decode_graphs = None if graph_mode is None else DecodeGraphs(
+            language, self.kv, padding_block=num_blocks - 1, max_num_seqs=config.max_num_seqs,
+            max_model_len=config.max_model_len, capture=graph_mode == "captured")
 
     @torch.inference_mode()
     def run(self, step: ScheduledStep) -> torch.Tensor:
         """Logits `[R, V]`, one row per chunk that samples (`Chunk.samples`), in the step's chunk order."""
+        graphs = self.decode_graphs
+        shape = graphs.shape_for(step) if graphs is not None else None
+        if graphs is not None and shape is not None:
+            return graphs.run(step, shape)
         # Decode rows first: one token each, at its text position shifted by its rope delta on all three axes.
         token_ids = [chunk.sequence.last_token_id for chunk in step.decodes]
         decode_positions = [chunk.start + chunk.sequence.prompt.rope_delta for chunk in step.decodes]
@@ -64,7 +78,7 @@ class ModelRunner:
         return self.language.forward(
             self.language.embed(inputs.stage("token_ids", token_ids), image_rows),
             inputs.stage("positions", torch.cat(positions, dim=1)).unsqueeze(1),
-            AttentionStep(self.attention, layout, self.kv, inputs.stage("slots", layout.slot_mapping())),
+            AttentionStep.for_layout(self.attention, layout, self.kv, inputs.stage("slots", layout.slot_mapping())),
             inputs.stage("sample_rows", sample_rows),
         )
 

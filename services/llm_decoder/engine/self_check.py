@@ -34,7 +34,7 @@ def check_incremental_decode(runner: ModelRunner, budget: int) -> float:
     """The largest relative logit difference found, with prompt chunks of at most `budget` tokens; raises
     SelfCheckError beyond the dtype's tolerance."""
     language = runner.language
-    num_tokens = min(PROMPT_TOKENS, runner.kv.num_blocks * runner.kv.block_size - NUM_DECODES)
+    num_tokens = min(PROMPT_TOKENS, runner.num_blocks * runner.kv.block_size - NUM_DECODES)
     words = language.tokenizer("Is the engine right? Check each step.", add_special_tokens=False)["input_ids"]
     token_ids = (words * num_tokens)[:num_tokens]
     prompt = Prompt(token_ids, (), torch.arange(num_tokens).expand(3, -1), rope_delta=0)

@@ -16,14 +16,20 @@ ATTENTION_IMPLEMENTATION = "flashvqa"
 
 
 class AttentionStep:
-    """Built once per step (the backend's metadata goes to the device here, once), then used by every layer.
-    `slots` is `layout.slot_mapping()` on the device."""
+    """Built once per step, then used by every layer: the backend, its metadata on the device (`prepared`), and
+    `slots`, the flattened pool slot each token's keys go to (`BatchLayout.slot_mapping()` on the device)."""
 
-    def __init__(self, backend: AttentionBackend, layout: BatchLayout, kv: PagedKVCache, slots: torch.Tensor) -> None:
+    def __init__(self, backend: AttentionBackend, prepared: Any, kv: PagedKVCache, slots: torch.Tensor) -> None:
         self.backend = backend
-        self.prepared = backend.prepare(layout, kv.buffer.device)
+        self.prepared = prepared
         self._kv = kv
         self._slots = slots
+
+    @classmethod
+    def for_layout(cls, backend: AttentionBackend, layout: BatchLayout, kv: PagedKVCache,
+                   slots: torch.Tensor) -> AttentionStep:
+        """The step of `layout`, its metadata prepared by the backend (sent to the device here, once)."""
+        return cls(backend, backend.prepare(layout, kv.buffer.device), kv, slots)
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any

@@ -15,6 +15,7 @@ from torch.nn.functional import scaled_dot_product_attention
 
 from services.common.device import to_device
 from services.models.attention.layout import BatchLayout
+from services.models.kv_cache import gather
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,8 @@ class TorchSDPABackend:
 
 
 def _gather(pool: torch.Tensor, block_tables: torch.Tensor, length: int) -> torch.Tensor:
-    """`[rows, kv_heads, length, head_dim]`: the first `length` keys of each row, read through its block table
-    out of a `[num_blocks, block_size, kv_heads, head_dim]` pool."""
-    rows, width = block_tables.shape
-    gathered = pool[block_tables].view(rows, width * pool.shape[1], *pool.shape[2:])
-    return gathered[:, :length].transpose(1, 2)
+    """`[rows, kv_heads, length, head_dim]`, the layout SDPA reads."""
+    return gather(pool, block_tables, length).transpose(1, 2)
 
 
 def _shifted_causal_mask(start: int, length: int) -> torch.Tensor:

@@ -45,11 +45,13 @@ def halves(tiny_model_dirs: dict[str, Path]) -> tuple[VisionHalf, LanguageHalf]:
     return VisionHalf(tiny_model_dirs["glm4v"], CPU), LanguageHalf(tiny_model_dirs["glm4v"], CPU)
 
 
+@pytest.mark.parametrize("decode_graphs", ["off", "uncaptured"])
 @pytest.mark.parametrize("temperature", [0.0, 0.8], ids=["greedy", "sampled"])
 def test_one_host_read_per_step(halves: tuple[VisionHalf, LanguageHalf], host_reads: Counter[str],
-                                temperature: float) -> None:
+                                temperature: float, decode_graphs: str) -> None:
     vision, language = halves
-    engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=512, max_num_batched_tokens=40))
+    engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=512, max_num_batched_tokens=40,
+                                              decode_graphs=decode_graphs))  # type: ignore[arg-type]
     params = SamplingParams(max_tokens=30, temperature=temperature, ignore_eos=True)
     for index in range(4):
         image = vision.encode([RawImage.from_image(noise_image(56 + 28 * index, 84, seed=index))])

@@ -17,14 +17,15 @@ CPU = torch.device("cpu")
 
 
 def test_staged_values_are_views_of_one_buffer() -> None:
-    buffers = InputBuffers(max_tokens=8, device=CPU)
+    buffers = InputBuffers.for_steps(max_tokens=8, device=CPU)
     first = buffers.stage("token_ids", [5, 6, 7])
     assert first.tolist() == [5, 6, 7]
     second = buffers.stage("token_ids", torch.tensor([1, 2]))
     assert second.tolist() == [1, 2] and second.data_ptr() == first.data_ptr()
     positions = buffers.stage("positions", torch.arange(12).view(3, 4))
     assert positions.shape == (3, 4) and positions[2].tolist() == [8, 9, 10, 11]
-    with pytest.raises(ValueError, match="buffers of 8"):
+    assert buffers.view("positions", 2).tolist() == [[0, 1], [4, 5], [8, 9]]
+    with pytest.raises(ValueError, match="slots buffer of 8"):
         buffers.stage("slots", list(range(9)))
 
 
