@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve ask test chaos bench bench-burst bench-arrivals venv
+.PHONY: serve ask test chaos bench bench-burst bench-arrivals bench-device venv
 
 # Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
 serve: $(BIN)/flashvqa
@@ -22,6 +22,10 @@ bench-burst: $(BIN)/flashvqa
 # A running stream while 8 prompts arrive at once, at several step budgets (README, Performance).
 bench-arrivals: $(BIN)/flashvqa
 	$(BIN)/python -m bench.arrival_benchmark
+
+# The one-shot GPU benchmark at GLM-4.6V-Flash's dimensions, random weights (README, Performance).
+bench-device: $(BIN)/flashvqa
+	$(BIN)/python -m bench.device_benchmark --out bench-results/device.json
 
 # Only the chaos tests (also part of `make test`): a burst, dropped streams, Redis and a decoder killed.
 chaos: $(BIN)/flashvqa

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors import safe_open
@@ -14,6 +14,9 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from services.common.dtype import DTypeName, serving_dtype
+
+# Where a half's weights come from: the directory's safetensors, or random tensors at its config's dimensions.
+Weights = Literal["checkpoint", "random"]
 
 
 @contextmanager
@@ -54,6 +57,17 @@ def load_submodel(
         # from_pretrained would leave these randomly initialised: a silently wrong model.
         missing = sorted(info["missing_keys"])
         raise ValueError(f"{model_dir} lacks {len(missing)} tensors of {model_class.__name__}, e.g. {missing[:3]}")
+    module.eval()
+    return module
+
+
+def random_submodel(model_class: Any, config: PretrainedConfig, device: torch.device, dtype: torch.dtype,
+                    seed: int = 0) -> PreTrainedModel:
+    """`model_class` from `config` with random weights made on `device`, nothing read from disk: a checkpoint's
+    dimensions without its 20 GB, for benchmarks on a host that has no weights (vLLM's `load_format=dummy`)."""
+    torch.manual_seed(seed)
+    with torch.device(device), quiet_transformers():
+        module = model_class._from_config(config, dtype=dtype)
     module.eval()
     return module
 

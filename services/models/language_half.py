@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from services.common.device import to_device
 from services.common.image_embedding import ImageEmbedding
 from services.models.attention.step import ATTENTION_IMPLEMENTATION, AttentionStep
-from services.models.checkpoint import load_submodel, read_tensor
+from services.models.checkpoint import Weights, load_submodel, random_submodel, read_tensor
 from services.models.family import family_for_model_type
 from services.models.kv_cache import KVShape
 from services.models.mrope import mrope_positions
@@ -44,26 +44,26 @@ class Prompt:
 class LanguageHalf:
     """Prompt building and the text model's forward pass; holds no per-request state."""
 
-    def __init__(self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32,
+                 weights: Weights = "checkpoint") -> None:
+        """`weights="random"`: the directory's dimensions with random weights, nothing read (benchmarks)."""
         config = AutoConfig.from_pretrained(model_dir)
         self.family = family_for_model_type(config.model_type)
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.text_model = load_submodel(
-            model_dir,
-            self.family.hf_class("text_class"),
-            config.text_config,
-            self.family.text_key_mapping,
-            device,
-            dtype,
+        text_class = self.family.hf_class("text_class")
+        self.text_model = (
+            random_submodel(text_class, config.text_config, device, dtype) if weights == "random"
+            else load_submodel(model_dir, text_class, config.text_config, self.family.text_key_mapping, device, dtype)
         )
         # Every layer's attention goes through the engine's backend (registered with transformers on import).
         self.text_model.config._attn_implementation = ATTENTION_IMPLEMENTATION
         self.text_config = config.text_config
         self._embed_tokens = self.text_model.get_input_embeddings()
+        embedding: torch.Tensor = self._embed_tokens.weight  # type: ignore[assignment]
         self.lm_head_weight: torch.Tensor = (
-            self._embed_tokens.weight  # type: ignore[assignment]
-            if config.tie_word_embeddings
+            embedding if config.tie_word_embeddings
+            else torch.randn_like(embedding) * config.text_config.initializer_range if weights == "random"
             else read_tensor(model_dir, "lm_head.weight", device, dtype)
         )
         self.hidden_size: int = config.text_config.hidden_size

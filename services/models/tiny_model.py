@@ -2,7 +2,9 @@
 
 Nothing can be downloaded here, so tests (size `tiny`, a few MB) and benchmarks (size `small`, tens of
 millions of parameters) run on these. A directory loads exactly like GLM-4.6V-Flash's or Qwen2.5-VL's:
-config, safetensors, tokenizer, processor configs and chat template.
+config, safetensors, tokenizer, processor configs and chat template. At GLM-4.6V-Flash's own dimensions
+(`FULL_GLM4V_DIMS`, for the GPU benchmark) only the files around the weights are written, and the halves are
+loaded with `weights="random"`: 20 GB of random tensors are made on the device faster than read from a disk.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ SIZES: tuple[Size, ...] = ("tiny", "small")
 
 
 @dataclass(frozen=True)
-class _Dims:
+class ModelDims:
     text_hidden: int
     text_layers: int
     text_heads: int
@@ -34,13 +36,17 @@ class _Dims:
     vision_hidden: int
     vision_depth: int
     vision_heads: int
-    vision_intermediate: int
+    vision_intermediate: int  # the merger's; GLM's vision blocks are text_hidden wide
+    vocab_size: int | None = None  # None: the project tokenizer's, rounded up to 64
 
 
-_DIMS: dict[Size, _Dims] = {
-    "tiny": _Dims(64, 2, 4, 2, 128, 32, 2, 2, 64),
-    "small": _Dims(512, 8, 8, 2, 1536, 384, 6, 6, 1536),
+DIMS: dict[Size, ModelDims] = {
+    "tiny": ModelDims(64, 2, 4, 2, 128, 32, 2, 2, 64),
+    "small": ModelDims(512, 8, 8, 2, 1536, 384, 6, 6, 1536),
 }
+# GLM-4.6V-Flash (MODEL-NOTES.md): 40 layers of 4096 with 32 query and 2 KV heads of 128, a 151,552-token
+# vocabulary, a 24-layer ViT of width 1536 and 12 heads; 10.3 B parameters.
+FULL_GLM4V_DIMS = ModelDims(4096, 40, 32, 2, 13696, 1536, 24, 12, 13696, vocab_size=151552)
 # `small` stands in for the real checkpoints in benchmarks, and like them is saved in bf16; `tiny` stays fp32.
 _CHECKPOINT_DTYPE: dict[Size, torch.dtype] = {"tiny": torch.float32, "small": torch.bfloat16}
 # The real checkpoints' image processor bounds (pixels): the processors are the production ones.
@@ -51,17 +57,26 @@ _CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 def build_tiny_model(family_name: str, out: Path, seed: int = 0, size: Size = "tiny") -> Path:
     """Write a random-weight model directory of `family_name`; identical bytes for identical arguments."""
-    family = FAMILIES[family_name]
-    tokenizer = build_tokenizer(family)
-    config = _model_config(family, tokenizer, _DIMS[size])
+    config = write_model_files(family_name, out, DIMS[size])
     torch.manual_seed(seed)
-    model = family.hf_class("model_class")(config).eval().to(_CHECKPOINT_DTYPE[size])
-    out.mkdir(parents=True, exist_ok=True)
+    model = FAMILIES[family_name].hf_class("model_class")(config).eval().to(_CHECKPOINT_DTYPE[size])
     with quiet_transformers():
         model.save_pretrained(out)
+    return out
+
+
+def write_model_files(family_name: str, out: Path, dims: ModelDims) -> Any:
+    """Write everything of a model directory but its weights (config, tokenizer, processor and generation
+    configs, chat template); returns the model config."""
+    family = FAMILIES[family_name]
+    tokenizer = build_tokenizer(family)
+    config = _model_config(family, tokenizer, dims)
+    out.mkdir(parents=True, exist_ok=True)
+    with quiet_transformers():
+        config.save_pretrained(out)
         _processor(family, tokenizer).save_pretrained(out)
         _generation_config(family, tokenizer).save_pretrained(out)
-    return out
+    return config
 
 
 def chat_template(family: ModelFamily) -> str:
@@ -78,11 +93,11 @@ def _token_id(tokenizer: PreTrainedTokenizerFast, token: str) -> int:
     return token_id
 
 
-def _model_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast, dims: _Dims) -> Any:
+def _model_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast, dims: ModelDims) -> Any:
     head_dim = dims.text_hidden // dims.text_heads
     eos_ids = [_token_id(tokenizer, token) for token in STOP_TOKENS[family.name]]
     text = {
-        "vocab_size": _vocab_size(tokenizer),
+        "vocab_size": dims.vocab_size or _vocab_size(tokenizer),
         "hidden_size": dims.text_hidden,
         "intermediate_size": dims.text_intermediate,
         "num_hidden_layers": dims.text_layers,
