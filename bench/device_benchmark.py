@@ -35,6 +35,7 @@ import json
 import platform
 import tempfile
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,11 @@ from bench.timing import percentile, say
 from services.common.image_embedding import ImageEmbedding
 from services.common.raw_image import RawImage
 from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine.config import DecodeGraphs
+from services.llm_decoder.engine.model_runner import kv_cache_blocks
 from services.llm_decoder.engine.self_check import SelfCheckError, check_incremental_decode
 from services.local_pipeline import image_question
-from services.models.kv_cache import BLOCK_SIZE, num_blocks_for_free_memory
+from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.models.tiny_model import DIMS, FULL_GLM4V_DIMS, ModelDims, write_model_files
 from services.models.vision_half import VisionHalf
@@ -137,10 +140,10 @@ def run(plan: Plan, device: torch.device) -> dict[str, Any]:
     return results
 
 
-def _engine(language: LanguageHalf, plan: Plan, decode_graphs: str) -> tuple[LLMEngine, float]:
+def _engine(language: LanguageHalf, plan: Plan, decode_graphs: DecodeGraphs) -> tuple[LLMEngine, float]:
     started = time.perf_counter()
     config = EngineConfig(max_num_seqs=plan.max_num_seqs, max_model_len=plan.max_model_len, max_waiting=256,
-                          kv_cache_bytes=plan.kv_cache_bytes, decode_graphs=decode_graphs,  # type: ignore[arg-type]
+                          kv_cache_bytes=plan.kv_cache_bytes, decode_graphs=decode_graphs,
                           startup_self_check=False)
     engine = LLMEngine(language, config)
     seconds = round(time.perf_counter() - started, 1)
@@ -209,7 +212,7 @@ def _embedding(language: LanguageHalf, name: str) -> ImageEmbedding:
     """Random rows in place of a 512-px picture's embedding: the decoder's cost does not depend on them."""
     grid = _image_grid(language)
     rows = grid[1] * grid[2] // language.merge_size**2
-    generator = torch.Generator().manual_seed(abs(hash(name)) % 2**31)
+    generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
     embeds = torch.randn(rows, language.hidden_size, generator=generator) * 0.02
     return ImageEmbedding(name, grid, embeds.to(language.lm_head_weight.dtype))
 
@@ -300,7 +303,7 @@ def _arrivals(engine: LLMEngine, vision: VisionHalf, plan: Plan) -> dict[str, An
         during += _timed_steps(engine, 1)
     during += _timed_steps(engine, max(0, plan.decode_steps - len(during)))
     _abort(engine, streams + arrivals)
-    figures = {"streams": plan.arrival_streams, "arrivals": plan.arrivals,
+    figures: dict[str, Any] = {"streams": plan.arrival_streams, "arrivals": plan.arrivals,
                "without_arrivals": _gap_figures(steady), "with_arrivals": _gap_figures(during),
                "worst_gap_over_steady_median": round(max(during) / percentile(sorted(steady), 0.5), 2)}
     say(f"arrivals: {plan.arrivals} picture questions beside {plan.arrival_streams} streams: ITL p99 "
@@ -318,7 +321,7 @@ def _memory(language: LanguageHalf, device: torch.device) -> dict[str, Any]:
     shape = language.kv_shape
     figures: dict[str, Any] = {"kv_bytes_per_token": shape.bytes_per_token(), "block_tokens": BLOCK_SIZE}
     if device.type == "cuda":
-        blocks = num_blocks_for_free_memory(shape, device, EngineConfig().gpu_memory_utilization)
+        blocks = kv_cache_blocks(shape, EngineConfig(), device)
         question_blocks = -(-(600 + 64) // BLOCK_SIZE)  # a 600-token question and a 64-token answer
         figures.update(kv_blocks=blocks, kv_bytes=blocks * shape.bytes_per_block(),
                        most_resident_600_token_questions=blocks // question_blocks,
