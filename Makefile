@@ -32,7 +32,7 @@ chaos: $(BIN)/flashvqa
 	$(BIN)/pytest -m chaos
 
 test: $(BIN)/flashvqa
-	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest
+	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest
 
 venv: $(BIN)/flashvqa
 

@@ -65,8 +65,14 @@ def _content(messages_text: str, image: str | None) -> list[dict[str, Any]]:
 
 
 def _body(text: str, image: str | None, max_tokens: int) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": _content(text, image)}], "max_tokens": max_tokens,
-            "temperature": 0, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    return {
+        "messages": [{"role": "user", "content": _content(text, image)}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
 
 
 async def _stream(client: httpx.AsyncClient, body: dict[str, Any], events: list[float]) -> int:
@@ -82,8 +88,28 @@ async def _stream(client: httpx.AsyncClient, body: dict[str, Any], events: list[
 
 def _text(seed: int, words: int) -> str:
     rng = random.Random(seed)
-    vocabulary = ["receipt", "total", "blue", "square", "travel", "price", "shape", "colour", "number", "photo",
-                  "circle", "brand", "green", "amount", "paper", "table", "window", "river", "light", "small"]
+    vocabulary = [
+        "receipt",
+        "total",
+        "blue",
+        "square",
+        "travel",
+        "price",
+        "shape",
+        "colour",
+        "number",
+        "photo",
+        "circle",
+        "brand",
+        "green",
+        "amount",
+        "paper",
+        "table",
+        "window",
+        "river",
+        "light",
+        "small",
+    ]
     return f"Note {seed}: " + " ".join(rng.choice(vocabulary) for _ in range(words))
 
 
@@ -94,17 +120,18 @@ async def _words_for(client: httpx.AsyncClient, tokens: int) -> int:
     return max(1, round(probe_words * tokens / measured))
 
 
-async def _arrivals_beside_a_stream(client: httpx.AsyncClient, budget: int, kind: str,
-                                    bodies: list[dict[str, Any]]) -> ArrivalResult:
+async def _arrivals_beside_a_stream(
+    client: httpx.AsyncClient, budget: int, kind: str, bodies: list[dict[str, Any]]
+) -> ArrivalResult:
     stream_events: list[float] = []
-    running = asyncio.create_task(_stream(client, _body("Tell me a long story.", None, STREAM_TOKENS),
-                                          stream_events))
+    running = asyncio.create_task(_stream(client, _body("Tell me a long story.", None, STREAM_TOKENS), stream_events))
     while len(stream_events) < 2 or stream_events[-1] - stream_events[0] < BASELINE_S:
         await asyncio.sleep(0.05)
     arrived = time.perf_counter()
     arrival_events: list[list[float]] = [[] for _ in bodies]
-    arrivals = [asyncio.create_task(_stream(client, body, events))
-                for body, events in zip(bodies, arrival_events, strict=True)]
+    arrivals = [
+        asyncio.create_task(_stream(client, body, events)) for body, events in zip(bodies, arrival_events, strict=True)
+    ]
     while not all(arrival_events):
         await asyncio.sleep(0.01)
     last_first_token = max(events[0] for events in arrival_events)
@@ -118,15 +145,26 @@ async def _arrivals_beside_a_stream(client: httpx.AsyncClient, budget: int, kind
     before = [t for t in stream_events if t < arrived]
     # The gap that spans the arrival counts: it is the first one the newcomers can stretch.
     during = [t for t in stream_events if t >= arrived and t <= last_first_token] + [
-        next(t for t in stream_events if t > last_first_token)]
+        next(t for t in stream_events if t > last_first_token)
+    ]
     median_gap = statistics.median(b - a for a, b in pairwise(before))
     window = [before[-1], *during]
     worst_gap = max(b - a for a, b in pairwise(window))
-    result = ArrivalResult(budget, kind, len(bodies), prompt_tokens, median_gap * 1000, worst_gap * 1000,
-                           worst_gap / median_gap, (last_first_token - arrived) * 1000)
-    _say(f"  {kind:>5} prompts ({prompt_tokens} tokens each) x {len(bodies)}: running stream's median gap "
-         f"{result.median_gap_ms:.0f} ms, worst {result.worst_gap_ms:.0f} ms ({result.ratio:.1f}x); "
-         f"last arrival's first token after {result.arrivals_ttft_max_ms:.0f} ms")
+    result = ArrivalResult(
+        budget,
+        kind,
+        len(bodies),
+        prompt_tokens,
+        median_gap * 1000,
+        worst_gap * 1000,
+        worst_gap / median_gap,
+        (last_first_token - arrived) * 1000,
+    )
+    _say(
+        f"  {kind:>5} prompts ({prompt_tokens} tokens each) x {len(bodies)}: running stream's median gap "
+        f"{result.median_gap_ms:.0f} ms, worst {result.worst_gap_ms:.0f} ms ({result.ratio:.1f}x); "
+        f"last arrival's first token after {result.arrivals_ttft_max_ms:.0f} ms"
+    )
     return result
 
 
@@ -135,12 +173,16 @@ async def _measure(url: str, budget: int, arrivals: int, requests_per_user: int)
         images = [image_url(seed, size=512) for seed in range(arrivals)]
         for image in images:  # into the encoder's cache: the arrivals then cost the decoder only
             await _stream(client, _body("Warm up.", image, 1), [])
-        image_bodies = [_body(f"Question {index} about this picture: what is in it?", image, 16)
-                        for index, image in enumerate(images)]
+        image_bodies = [
+            _body(f"Question {index} about this picture: what is in it?", image, 16)
+            for index, image in enumerate(images)
+        ]
         words = await _words_for(client, TEXT_PROMPT_TOKENS)
         text_bodies = [_body(_text(100 + index, words), None, 16) for index in range(arrivals)]
-        results = [await _arrivals_beside_a_stream(client, budget, "image", image_bodies),
-                   await _arrivals_beside_a_stream(client, budget, "text", text_bodies)]
+        results = [
+            await _arrivals_beside_a_stream(client, budget, "image", image_bodies),
+            await _arrivals_beside_a_stream(client, budget, "text", text_bodies),
+        ]
     level = await run_level(url, f"budget {budget}", 16, 16 * requests_per_user, 64, seed=budget * 1000)
     _say(f"  concurrency 16: {level.output_tokens_per_s:.1f} output tokens/s")
     return BudgetResult(budget, results, level.output_tokens_per_s)
@@ -163,8 +205,10 @@ def main() -> None:
             measured.append(asyncio.run(_measure(url, budget, args.arrivals, args.requests_per_user)))
     for result in measured:
         worst = max(arrival.ratio for arrival in result.arrivals)
-        _say(f"budget {result.budget}: worst gap / median gap {worst:.1f}x (target <= 3x), "
-             f"{result.tokens_per_s_c16:.1f} tokens/s at concurrency 16")
+        _say(
+            f"budget {result.budget}: worst gap / median gap {worst:.1f}x (target <= 3x), "
+            f"{result.tokens_per_s_c16:.1f} tokens/s at concurrency 16"
+        )
     (RESULTS / "arrivals.json").write_text(json.dumps([asdict(result) for result in measured], indent=2))
 
 

@@ -28,8 +28,10 @@ REFUSAL_P99_TARGET_S = 0.5
 
 
 def burst_bodies(count: int, max_tokens: int, first_seed: int = 1000) -> list[bytes]:
-    return [chat_body([user_message(picture(first_seed + index, BURST_PICTURE), "What is in the picture?")],
-                      max_tokens) for index in range(count)]
+    return [
+        chat_body([user_message(picture(first_seed + index, BURST_PICTURE), "What is in the picture?")], max_tokens)
+        for index in range(count)
+    ]
 
 
 async def run(url: str, requests: int, max_tokens: int, timeout_s: float) -> dict[str, object]:

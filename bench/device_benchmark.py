@@ -77,12 +77,32 @@ class Plan:
 
 
 # 16 GiB of KV: 400k tokens, three times what 64 rows of 2,000 tokens hold.
-FULL = Plan(FULL_GLM4V_DIMS, torch.bfloat16, batch_sizes=(1, 16, 64), contexts=(600, 2000), decode_steps=64,
-            ttft_requests=20, arrival_streams=16, arrivals=8, max_num_seqs=64, max_model_len=4096,
-            kv_cache_bytes=16 << 30)
-SMOKE = Plan(DIMS["tiny"], torch.float32, batch_sizes=(1, 4), contexts=(400, 600), decode_steps=6,
-             ttft_requests=3, arrival_streams=4, arrivals=2, max_num_seqs=8, max_model_len=1024,
-             kv_cache_bytes=None)
+FULL = Plan(
+    FULL_GLM4V_DIMS,
+    torch.bfloat16,
+    batch_sizes=(1, 16, 64),
+    contexts=(600, 2000),
+    decode_steps=64,
+    ttft_requests=20,
+    arrival_streams=16,
+    arrivals=8,
+    max_num_seqs=64,
+    max_model_len=4096,
+    kv_cache_bytes=16 << 30,
+)
+SMOKE = Plan(
+    DIMS["tiny"],
+    torch.float32,
+    batch_sizes=(1, 4),
+    contexts=(400, 600),
+    decode_steps=6,
+    ttft_requests=3,
+    arrival_streams=4,
+    arrivals=2,
+    max_num_seqs=8,
+    max_model_len=1024,
+    kv_cache_bytes=None,
+)
 
 
 def main() -> None:
@@ -112,8 +132,14 @@ def run(plan: Plan, device: torch.device) -> dict[str, Any]:
         vision = VisionHalf(model_dir, device, plan.dtype, weights="random")
         results["load_s"] = round(time.perf_counter() - loading, 1)
         say(f"random weights made on {device} in {results['load_s']} s")
-        results["weights_bytes"] = sum(p.numel() * p.element_size() for module in (language.text_model, vision.tower)
-                                       for p in module.parameters()) + language.lm_head_weight.nbytes
+        results["weights_bytes"] = (
+            sum(
+                p.numel() * p.element_size()
+                for module in (language.text_model, vision.tower)
+                for p in module.parameters()
+            )
+            + language.lm_head_weight.nbytes
+        )
         results["memory"] = _memory(language, device)
         # Decode graphs off first: if capturing fails on this host, the eager figures are in already.
         engine, start_s = _engine(language, plan, "off")
@@ -130,8 +156,11 @@ def run(plan: Plan, device: torch.device) -> dict[str, Any]:
             results["decode"]["on"] = {"error": repr(error)}
         else:
             results["self_check_with_graphs"] = _self_check(engine)
-            results["decode"]["on"] = {"engine_start_s": start_s, "num_graphs": _num_graphs(engine),
-                                       "cases": _decode_cases(engine, plan)}
+            results["decode"]["on"] = {
+                "engine_start_s": start_s,
+                "num_graphs": _num_graphs(engine),
+                "cases": _decode_cases(engine, plan),
+            }
             results["decode_graph_speedup"] = _speedups(results["decode"])
             results["arrivals_with_graphs"] = _arrivals(engine, vision, plan)
         if device.type == "cuda":
@@ -142,9 +171,14 @@ def run(plan: Plan, device: torch.device) -> dict[str, Any]:
 
 def _engine(language: LanguageHalf, plan: Plan, decode_graphs: DecodeGraphs) -> tuple[LLMEngine, float]:
     started = time.perf_counter()
-    config = EngineConfig(max_num_seqs=plan.max_num_seqs, max_model_len=plan.max_model_len, max_waiting=256,
-                          kv_cache_bytes=plan.kv_cache_bytes, decode_graphs=decode_graphs,
-                          startup_self_check=False)
+    config = EngineConfig(
+        max_num_seqs=plan.max_num_seqs,
+        max_model_len=plan.max_model_len,
+        max_waiting=256,
+        kv_cache_bytes=plan.kv_cache_bytes,
+        decode_graphs=decode_graphs,
+        startup_self_check=False,
+    )
     engine = LLMEngine(language, config)
     seconds = round(time.perf_counter() - started, 1)
     say(f"engine with decode graphs {decode_graphs}: started in {seconds} s, {_num_graphs(engine)} graphs captured")
@@ -177,10 +211,16 @@ def _decode_cases(engine: LLMEngine, plan: Plan) -> list[dict[str, Any]]:
             names = _start(engine, question, batch, plan.decode_steps + 8, tag=f"decode-{context}-{batch}")
             gaps = _timed_steps(engine, plan.decode_steps)
             _abort(engine, names)
-            case = {"batch": batch, "context_tokens": context, **_gap_figures(gaps),
-                    "tokens_per_s": round(batch * len(gaps) / sum(gaps), 1)}
-            say(f"decode graphs {engine.config.decode_graphs}: batch {batch:3d}, context {context}: "
-                f"ITL p50 {case['itl_p50_ms']} ms, p99 {case['itl_p99_ms']} ms, {case['tokens_per_s']} tokens/s")
+            case = {
+                "batch": batch,
+                "context_tokens": context,
+                **_gap_figures(gaps),
+                "tokens_per_s": round(batch * len(gaps) / sum(gaps), 1),
+            }
+            say(
+                f"decode graphs {engine.config.decode_graphs}: batch {batch:3d}, context {context}: "
+                f"ITL p50 {case['itl_p50_ms']} ms, p99 {case['itl_p99_ms']} ms, {case['tokens_per_s']} tokens/s"
+            )
             cases.append(case)
     return cases
 
@@ -241,8 +281,11 @@ def _timed_steps(engine: LLMEngine, steps: int) -> list[float]:
 def _gap_figures(gaps: list[float]) -> dict[str, float]:
     ordered = sorted(gaps)
     median = percentile(ordered, 0.5)
-    return {"itl_p50_ms": round(median * 1000, 2), "itl_p99_ms": round(percentile(ordered, 0.99) * 1000, 2),
-            "worst_over_median": round(ordered[-1] / median, 2)}
+    return {
+        "itl_p50_ms": round(median * 1000, 2),
+        "itl_p99_ms": round(percentile(ordered, 0.99) * 1000, 2),
+        "worst_over_median": round(ordered[-1] / median, 2),
+    }
 
 
 def _abort(engine: LLMEngine, names: list[str]) -> None:
@@ -252,9 +295,14 @@ def _abort(engine: LLMEngine, names: list[str]) -> None:
 
 def _speedups(decode: dict[str, Any]) -> list[dict[str, Any]]:
     """Tokens/s with decode graphs over without, case by case."""
-    return [{"batch": on["batch"], "context_tokens": on["context_tokens"],
-             "tokens_per_s_ratio": round(on["tokens_per_s"] / off["tokens_per_s"], 2)}
-            for on, off in zip(decode["on"]["cases"], decode["off"]["cases"], strict=True)]
+    return [
+        {
+            "batch": on["batch"],
+            "context_tokens": on["context_tokens"],
+            "tokens_per_s_ratio": round(on["tokens_per_s"] / off["tokens_per_s"], 2),
+        }
+        for on, off in zip(decode["on"]["cases"], decode["off"]["cases"], strict=True)
+    ]
 
 
 # -- time to first token, arrivals ------------------------------------------------------------------------------
@@ -279,11 +327,17 @@ def _ttft(engine: LLMEngine, vision: VisionHalf, plan: Plan) -> dict[str, Any]:
             vision_times.append(encoded - started)
     totals.sort()
     vision_times.sort()
-    figures = {"requests": len(totals), "image_pixels": f"{IMAGE_PIXELS}x{IMAGE_PIXELS}",
-               "ttft_p50_ms": _ms(percentile(totals, 0.5)), "ttft_p99_ms": _ms(percentile(totals, 0.99)),
-               "vision_p50_ms": _ms(percentile(vision_times, 0.5))}
-    say(f"TTFT {figures['image_pixels']}: p50 {figures['ttft_p50_ms']} ms, p99 {figures['ttft_p99_ms']} ms "
-        f"(vision p50 {figures['vision_p50_ms']} ms)")
+    figures = {
+        "requests": len(totals),
+        "image_pixels": f"{IMAGE_PIXELS}x{IMAGE_PIXELS}",
+        "ttft_p50_ms": _ms(percentile(totals, 0.5)),
+        "ttft_p99_ms": _ms(percentile(totals, 0.99)),
+        "vision_p50_ms": _ms(percentile(vision_times, 0.5)),
+    }
+    say(
+        f"TTFT {figures['image_pixels']}: p50 {figures['ttft_p50_ms']} ms, p99 {figures['ttft_p99_ms']} ms "
+        f"(vision p50 {figures['vision_p50_ms']} ms)"
+    )
     return figures
 
 
@@ -295,20 +349,28 @@ def _arrivals(engine: LLMEngine, vision: VisionHalf, plan: Plan) -> dict[str, An
     params = SamplingParams(max_tokens=4, temperature=0.0, ignore_eos=True)
     arrivals = [f"arrival-{index}" for index in range(plan.arrivals)]
     for name in arrivals:
-        engine.add_request(name, image_question("What is in this picture?", 1),
-                           [_embedding(engine.language, name)], params)
+        engine.add_request(
+            name, image_question("What is in this picture?", 1), [_embedding(engine.language, name)], params
+        )
     during: list[float] = []
-    while engine.scheduler.waiting or any(s.request_id in arrivals and s.is_prefilling
-                                          for s in engine.scheduler.running):
+    while engine.scheduler.waiting or any(
+        s.request_id in arrivals and s.is_prefilling for s in engine.scheduler.running
+    ):
         during += _timed_steps(engine, 1)
     during += _timed_steps(engine, max(0, plan.decode_steps - len(during)))
     _abort(engine, streams + arrivals)
-    figures: dict[str, Any] = {"streams": plan.arrival_streams, "arrivals": plan.arrivals,
-               "without_arrivals": _gap_figures(steady), "with_arrivals": _gap_figures(during),
-               "worst_gap_over_steady_median": round(max(during) / percentile(sorted(steady), 0.5), 2)}
-    say(f"arrivals: {plan.arrivals} picture questions beside {plan.arrival_streams} streams: ITL p99 "
+    figures: dict[str, Any] = {
+        "streams": plan.arrival_streams,
+        "arrivals": plan.arrivals,
+        "without_arrivals": _gap_figures(steady),
+        "with_arrivals": _gap_figures(during),
+        "worst_gap_over_steady_median": round(max(during) / percentile(sorted(steady), 0.5), 2),
+    }
+    say(
+        f"arrivals: {plan.arrivals} picture questions beside {plan.arrival_streams} streams: ITL p99 "
         f"{figures['without_arrivals']['itl_p99_ms']} -> {figures['with_arrivals']['itl_p99_ms']} ms, worst gap "
-        f"{figures['worst_gap_over_steady_median']}x the steady median")
+        f"{figures['worst_gap_over_steady_median']}x the steady median"
+    )
     return figures
 
 
@@ -323,11 +385,16 @@ def _memory(language: LanguageHalf, device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         blocks = kv_cache_blocks(shape, EngineConfig(), device)
         question_blocks = -(-(600 + 64) // BLOCK_SIZE)  # a 600-token question and a 64-token answer
-        figures.update(kv_blocks=blocks, kv_bytes=blocks * shape.bytes_per_block(),
-                       most_resident_600_token_questions=blocks // question_blocks,
-                       device_total_bytes=torch.cuda.get_device_properties(device).total_memory)
-        say(f"memory: {figures['kv_bytes'] / 2**30:.1f} GiB of KV would fit beside the weights, "
-            f"{figures['most_resident_600_token_questions']} questions of 600 tokens resident at once")
+        figures.update(
+            kv_blocks=blocks,
+            kv_bytes=blocks * shape.bytes_per_block(),
+            most_resident_600_token_questions=blocks // question_blocks,
+            device_total_bytes=torch.cuda.get_device_properties(device).total_memory,
+        )
+        say(
+            f"memory: {figures['kv_bytes'] / 2**30:.1f} GiB of KV would fit beside the weights, "
+            f"{figures['most_resident_600_token_questions']} questions of 600 tokens resident at once"
+        )
     return figures
 
 
@@ -343,8 +410,12 @@ def _ms(seconds: float) -> float:
 
 def _environment(device: torch.device) -> dict[str, Any]:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {"device": name, "torch": torch.__version__, "transformers": transformers.__version__,
-            "cuda": torch.version.cuda if device.type == "cuda" else None}
+    return {
+        "device": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+    }
 
 
 def _plan_summary(plan: Plan) -> dict[str, Any]:

@@ -41,8 +41,10 @@ def main() -> None:
             step_times.append(time.perf_counter() - start)
         median = sorted(step_times)[len(step_times) // 2]
         tokens_per_s[batch] = batch / median
-        _say(f"batch {batch:>2}: prefill {prefill_ms:6.1f} ms/sequence, decode step p50 {median * 1000:6.1f} ms "
-             f"-> {tokens_per_s[batch]:7.1f} tokens/s")
+        _say(
+            f"batch {batch:>2}: prefill {prefill_ms:6.1f} ms/sequence, decode step p50 {median * 1000:6.1f} ms "
+            f"-> {tokens_per_s[batch]:7.1f} tokens/s"
+        )
     _say(f"decode tokens/s, batch 16 vs 1: {tokens_per_s[16] / tokens_per_s[1]:.1f}x")
 
 

@@ -74,8 +74,10 @@ def stages(jpeg: bytes, label: str, safety: SafetyFilter, repeats: int) -> None:
     limits = ImageLimits()
     image = load_image(jpeg, limits)
     raw = RawImage.from_image(image)
-    sys.stdout.write(f"\n{label}: {len(jpeg) / 1e6:.2f} MB JPEG -> {image.width}x{image.height}\n\n"
-                     "| stage | P50 ms | P99 ms |\n|---|---|---|\n")
+    sys.stdout.write(
+        f"\n{label}: {len(jpeg) / 1e6:.2f} MB JPEG -> {image.width}x{image.height}\n\n"
+        "| stage | P50 ms | P99 ms |\n|---|---|---|\n"
+    )
     row("base64 decode", *percentiles(lambda: base64.b64decode(encoded, validate=True), repeats))
     row("decode + resize (draft)", *percentiles(lambda: load_image(jpeg, limits), repeats))
     row("content hash + RawImage", *percentiles(lambda: RawImage.from_image(image), repeats))
@@ -121,13 +123,23 @@ def cache_hit_end_to_end(repeats: int) -> None:
     """Validation, prompt check, image decode and hash, provenance of the repeated upload, cache lookup and
     replay, through ChatService."""
     model_dir = build_tiny_model("glm4v", Path(tempfile.mkdtemp()) / "tiny")
-    options = GatewayOptions(model_name="tiny", auth=AuthOptions(allow_anonymous=True),
-                             safety=SafetyOptions(check_image=False))
+    options = GatewayOptions(
+        model_name="tiny", auth=AuthOptions(allow_anonymous=True), safety=SafetyOptions(check_image=False)
+    )
     gateway = build_in_process_app(model_dir, options=options).state.gateway
     url = "data:image/jpeg;base64," + base64.b64encode(photo_jpeg(512, 512)).decode()
-    request = ChatCompletionRequest.model_validate({"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": PROMPT}]}],
-        "temperature": 0, "max_tokens": 8})
+    request = ChatCompletionRequest.model_validate(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": PROMPT}],
+                }
+            ],
+            "temperature": 0,
+            "max_tokens": 8,
+        }
+    )
     loop = asyncio.new_event_loop()
 
     async def answer() -> None:
@@ -137,8 +149,9 @@ def cache_hit_end_to_end(repeats: int) -> None:
 
     loop.run_until_complete(answer())  # the miss that fills the cache
     p50, p99 = percentiles(lambda: loop.run_until_complete(answer()), repeats)
-    sys.stdout.write(f"\ncache hit through the gateway (512x512 JPEG, in process): P50 {p50:.2f} ms, "
-                     f"P99 {p99:.2f} ms\n")
+    sys.stdout.write(
+        f"\ncache hit through the gateway (512x512 JPEG, in process): P50 {p50:.2f} ms, P99 {p99:.2f} ms\n"
+    )
 
 
 def main() -> None:

@@ -54,18 +54,22 @@ def main() -> None:
         language = LanguageHalf(model, torch.device("cpu"), dtype=torch.bfloat16)
         shape = language.kv_shape
         budget = args.slots * MAX_MODEL_LEN * shape.bytes_per_token()
-        _say(f"KV budget {budget / 2**20:.1f} MiB ({shape.bytes_per_token()} bytes per token): dense slots of "
-             f"{MAX_MODEL_LEN} tokens hold {args.slots} sequences, "
-             f"{MAX_MODEL_LEN * shape.bytes_per_token() / 1024:.0f} KiB of KV each")
+        _say(
+            f"KV budget {budget / 2**20:.1f} MiB ({shape.bytes_per_token()} bytes per token): dense slots of "
+            f"{MAX_MODEL_LEN} tokens hold {args.slots} sequences, "
+            f"{MAX_MODEL_LEN * shape.bytes_per_token() / 1024:.0f} KiB of KV each"
+        )
         question = _question(language, args.prompt_tokens)
         fit = budget // (shape.bytes_per_block() * -(-(args.prompt_tokens + args.max_tokens) // BLOCK_SIZE))
         for shared in (False, True):
             result = _run(language, budget, question, count=2 * int(fit), max_tokens=args.max_tokens, shared=shared)
             label = "one picture for all" if shared else "a picture each"
-            _say(f"paged, {label}: {result.most_resident} of {2 * int(fit)} resident at most "
-                 f"({result.most_resident / args.slots:.1f}x the dense slots), "
-                 f"{result.kv_bytes_per_resident / 1024:.0f} KiB of KV each, {result.preemptions} preemptions, "
-                 f"{result.answered} answered")
+            _say(
+                f"paged, {label}: {result.most_resident} of {2 * int(fit)} resident at most "
+                f"({result.most_resident / args.slots:.1f}x the dense slots), "
+                f"{result.kv_bytes_per_resident / 1024:.0f} KiB of KV each, {result.preemptions} preemptions, "
+                f"{result.answered} answered"
+            )
 
 
 def _question(language: LanguageHalf, prompt_tokens: int) -> list[dict]:
@@ -79,10 +83,16 @@ def _question(language: LanguageHalf, prompt_tokens: int) -> list[dict]:
         words += 1
 
 
-def _run(language: LanguageHalf, budget: int, question: list[dict], count: int, max_tokens: int,
-         shared: bool) -> Residency:
-    config = EngineConfig(max_num_seqs=256, max_model_len=MAX_MODEL_LEN, max_waiting=count,
-                          max_num_batched_tokens=4096, kv_cache_bytes=budget)
+def _run(
+    language: LanguageHalf, budget: int, question: list[dict], count: int, max_tokens: int, shared: bool
+) -> Residency:
+    config = EngineConfig(
+        max_num_seqs=256,
+        max_model_len=MAX_MODEL_LEN,
+        max_waiting=count,
+        max_num_batched_tokens=4096,
+        kv_cache_bytes=budget,
+    )
     engine = LLMEngine(language, config)
     params = SamplingParams(max_tokens=max_tokens, temperature=0, ignore_eos=True)
     generator = torch.Generator().manual_seed(0)

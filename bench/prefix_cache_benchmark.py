@@ -62,15 +62,22 @@ class Conversations:
     async def two_turns(self, image: RawImage, name: str) -> FollowUpTiming:
         first = image_question(FIRST_QUESTION, 1)
         answer = await self._ask(f"{name}-first", first, image)
-        follow_up = [*first, {"role": "assistant", "content": "".join(o.text for o in answer)},
-                     {"role": "user", "content": [{"type": "text", "text": FOLLOW_UP}]}]
+        follow_up = [
+            *first,
+            {"role": "assistant", "content": "".join(o.text for o in answer)},
+            {"role": "user", "content": [{"type": "text", "text": FOLLOW_UP}]},
+        ]
         started = time.perf_counter()
         embedding = await self.encoder.encode(EncodeRequest(image))
         encoded = time.perf_counter()
         self.engine.add_request(f"{name}-follow-up", follow_up, [embedding], self.answer)
         first_token = self._first_output(f"{name}-follow-up")
-        timing = FollowUpTiming(time.perf_counter() - started, time.perf_counter() - encoded,
-                                first_token.num_prompt_tokens, first_token.num_reused_tokens)
+        timing = FollowUpTiming(
+            time.perf_counter() - started,
+            time.perf_counter() - encoded,
+            first_token.num_prompt_tokens,
+            first_token.num_reused_tokens,
+        )
         self._drain()  # the rest of the answer, untimed
         return timing
 
@@ -96,8 +103,10 @@ async def run(args: argparse.Namespace) -> None:
     cpu = torch.device("cpu")
     vision, language = VisionHalf(args.model, cpu), LanguageHalf(args.model, cpu)
     setups = {reuse: Conversations(vision, language, reuse, args.answer_tokens) for reuse in (True, False)}
-    say(f"model {args.model}, CPU, {torch.get_num_threads()} torch threads; {IMAGE_SIDE}x{IMAGE_SIDE} images, "
-        f"first answer {args.answer_tokens} tokens; {args.rounds} rounds after one warm-up round")
+    say(
+        f"model {args.model}, CPU, {torch.get_num_threads()} torch threads; {IMAGE_SIDE}x{IMAGE_SIDE} images, "
+        f"first answer {args.answer_tokens} tokens; {args.rounds} rounds after one warm-up round"
+    )
     timings: dict[bool, list[FollowUpTiming]] = {True: [], False: []}
     for round_index in range(args.rounds + 1):
         image = _noise_image(seed=round_index)
@@ -107,8 +116,10 @@ async def run(args: argparse.Namespace) -> None:
                 timings[reuse].append(timing)
     medians = {reuse: _report(reuse, timings[reuse]) for reuse in (True, False)}
     (ttft_with, decoder_with), (ttft_without, decoder_without) = medians[True], medians[False]
-    say(f"follow-up TTFT with reuse / without: {ttft_with / ttft_without:.1%} (target: under 30%); "
-        f"the decoder alone (prefix cache only): {decoder_with / decoder_without:.1%}")
+    say(
+        f"follow-up TTFT with reuse / without: {ttft_with / ttft_without:.1%} (target: under 30%); "
+        f"the decoder alone (prefix cache only): {decoder_with / decoder_without:.1%}"
+    )
 
 
 def _report(reuse: bool, timings: list[FollowUpTiming]) -> tuple[float, float]:
@@ -117,8 +128,10 @@ def _report(reuse: bool, timings: list[FollowUpTiming]) -> tuple[float, float]:
     prompt = statistics.median(t.prompt_tokens for t in timings)
     reused = statistics.median(t.reused_tokens for t in timings)
     fastest = min(t.ttft_s for t in timings) * 1000
-    say(f"{'with' if reuse else 'without':>7} reuse: follow-up TTFT p50 {ttft:6.1f} ms (min {fastest:6.1f}), "
-        f"of which the decoder {decoder:6.1f} ms; prompt {prompt:.0f} tokens, {reused:.0f} reused")
+    say(
+        f"{'with' if reuse else 'without':>7} reuse: follow-up TTFT p50 {ttft:6.1f} ms (min {fastest:6.1f}), "
+        f"of which the decoder {decoder:6.1f} ms; prompt {prompt:.0f} tokens, {reused:.0f} reused"
+    )
     return ttft, decoder
 
 

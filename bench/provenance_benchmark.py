@@ -60,8 +60,10 @@ def _bench_size(side: int, repeats: int, chain: SigningChain) -> None:
 
 def _time(label: str, work: Callable[[], object], repeats: int) -> None:
     times_ms = [seconds * 1000 for seconds in timed_seconds(work, repeats)]
-    say(f"{label:<46} min {times_ms[0]:8.3f} ms   p50 {percentile(times_ms, 0.5):8.3f} ms   "
-        f"p99 {percentile(times_ms, 0.99):8.3f} ms")
+    say(
+        f"{label:<46} min {times_ms[0]:8.3f} ms   p50 {percentile(times_ms, 0.5):8.3f} ms   "
+        f"p99 {percentile(times_ms, 0.99):8.3f} ms"
+    )
 
 
 if __name__ == "__main__":

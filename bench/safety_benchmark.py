@@ -45,10 +45,16 @@ def main() -> None:
         nudenet_batch, visible = nudenet_detector.preprocess(image)
         output = detector._session.run(None, {detector._input_name: nudenet_batch})[0][0]
         _report("NudeNet preprocess", lambda: nudenet_detector.preprocess(image), args.repeats)
-        _report("NudeNet inference", lambda: detector._session.run(None, {detector._input_name: nudenet_batch}),
-                args.repeats)
-        _report("NudeNet post-processing (numpy)", lambda: nudenet_detector.decode_detections(output, visible),
-                args.repeats * 20)
+        _report(
+            "NudeNet inference",
+            lambda: detector._session.run(None, {detector._input_name: nudenet_batch}),
+            args.repeats,
+        )
+        _report(
+            "NudeNet post-processing (numpy)",
+            lambda: nudenet_detector.decode_detections(output, visible),
+            args.repeats * 20,
+        )
         _report("NudeNet scores (total)", lambda: detector.scores(image), args.repeats)
 
     _report(f"check_prompt, English, {len(PROMPT_EN)} chars", lambda: safety.check_prompt(PROMPT_EN), 2000)

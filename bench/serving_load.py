@@ -71,10 +71,19 @@ async def stream_chunks(client: httpx.AsyncClient, body: dict[str, Any]) -> Asyn
 
 async def one_request(client: httpx.AsyncClient, image_url: str, max_tokens: int) -> RequestTiming:
     body = {
-        "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": "Describe the picture."},
-        ]}],
-        "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True, "stream": True,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image_url}},
+                    {"type": "text", "text": "Describe the picture."},
+                ],
+            }
+        ],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
         "stream_options": {"include_usage": True},
     }
     start = time.perf_counter()
@@ -89,9 +98,7 @@ async def one_request(client: httpx.AsyncClient, image_url: str, max_tokens: int
     return RequestTiming(ttft_s=(first or end) - start, e2e_s=end - start, output_tokens=tokens)
 
 
-async def run_level(
-    url: str, backend: str, concurrency: int, requests: int, max_tokens: int, seed: int
-) -> LevelResult:
+async def run_level(url: str, backend: str, concurrency: int, requests: int, max_tokens: int, seed: int) -> LevelResult:
     images = [image_url(seed + index) for index in range(requests)]  # distinct: every request is cold
     queue: asyncio.Queue[str] = asyncio.Queue()
     for image in images:
@@ -114,10 +121,15 @@ async def run_level(
     ttft = [t.ttft_s for t in timings]
     tpot = [t.tpot_s for t in timings]
     return LevelResult(
-        backend=backend, concurrency=concurrency, requests=len(timings),
+        backend=backend,
+        concurrency=concurrency,
+        requests=len(timings),
         requests_per_s=len(timings) / elapsed,
         output_tokens_per_s=sum(t.output_tokens for t in timings) / elapsed,
-        ttft_p50_ms=pct(ttft, 50), ttft_p99_ms=pct(ttft, 99), tpot_p50_ms=pct(tpot, 50), tpot_p99_ms=pct(tpot, 99),
+        ttft_p50_ms=pct(ttft, 50),
+        ttft_p99_ms=pct(ttft, 99),
+        tpot_p50_ms=pct(tpot, 50),
+        tpot_p99_ms=pct(tpot, 99),
         e2e_p50_ms=statistics.median(t.e2e_s for t in timings) * 1000,
     )
 
@@ -165,8 +177,9 @@ def _signal_session(session_id: int, signum: int) -> None:
 class Server:
     def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True, cwd=ROOT, env=env)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=ROOT, env=env
+        )
 
     def __enter__(self) -> Server:
         wait_healthy(self.url, self.process, timeout_s=300)
@@ -193,8 +206,20 @@ class Server:
 def model_dir(size: str) -> Path:
     model = ROOT / "models" / f"{size}-glm4v"
     if not (model / "config.json").is_file():
-        subprocess.run([sys.executable, "-m", "services.cli", "build-tiny-model", "--family", "glm4v",
-                        "--size", size, "--out", str(model)], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.cli",
+                "build-tiny-model",
+                "--family",
+                "glm4v",
+                "--size",
+                size,
+                "--out",
+                str(model),
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     return model
-
-

@@ -58,8 +58,10 @@ def main() -> None:
         "required": ["receipts"],
     }
     grammar = GrammarSpec.for_schema(receipts, strict=True)
-    say(f"model {args.model}, CPU, {torch.get_num_threads()} torch threads; {args.steps} decode steps x {args.rounds} "
-        "rounds; grammar: a list of >= 4 receipts")
+    say(
+        f"model {args.model}, CPU, {torch.get_num_threads()} torch threads; {args.steps} decode steps x {args.rounds} "
+        "rounds; grammar: a list of >= 4 receipts"
+    )
     ratios: dict[int, tuple[float, float]] = {}
     for batch in BATCHES:
         plain, constrained, masking = [], [], []
@@ -70,12 +72,16 @@ def main() -> None:
             masking.append(mask)
         base, with_grammar, mask = (statistics.median(values) * 1000 for values in (plain, constrained, masking))
         ratios[batch] = ((with_grammar - base) / base, mask / base)
-        say(f"batch {batch:>2}: decode step p50 {base:6.2f} ms unconstrained, {with_grammar:6.2f} ms constrained "
+        say(
+            f"batch {batch:>2}: decode step p50 {base:6.2f} ms unconstrained, {with_grammar:6.2f} ms constrained "
             f"-> overhead {with_grammar - base:+5.2f} ms/step, {(with_grammar - base) / batch:+5.3f} ms/token "
-            f"({ratios[batch][0]:+.1%} of the step); token masks alone {mask:5.2f} ms/step ({ratios[batch][1]:.1%})")
+            f"({ratios[batch][0]:+.1%} of the step); token masks alone {mask:5.2f} ms/step ({ratios[batch][1]:.1%})"
+        )
     step_ratio, mask_ratio = ratios[16]
-    say(f"constrained-decoding overhead at batch 16: {step_ratio:+.1%} of the decode step by step time, token masks "
-        f"{mask_ratio:.1%} (target: under 10%)")
+    say(
+        f"constrained-decoding overhead at batch 16: {step_ratio:+.1%} of the decode step by step time, token masks "
+        f"{mask_ratio:.1%} (target: under 10%)"
+    )
 
 
 def _decode_step_seconds(

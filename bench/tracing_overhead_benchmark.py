@@ -40,26 +40,37 @@ def main() -> None:
         tracing_on = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "500"}
         tracing_off = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
         off_port, on_port = free_port(), free_port()
-        with (Server([*SERVER, model, str(off_port)], off_port, env=tracing_off) as off,
-              Server([*SERVER, model, str(on_port)], on_port, env=tracing_on) as on):
+        with (
+            Server([*SERVER, model, str(off_port)], off_port, env=tracing_off) as off,
+            Server([*SERVER, model, str(on_port)], on_port, env=tracing_on) as on,
+        ):
             throughput: dict[str, list[float]] = {"off": [], "on": []}
             for round_index in range(args.rounds):
                 for name, server in (("off", off), ("on", on)):
-                    level = asyncio.run(run_level(server.url, name, args.concurrency, args.requests,
-                                                  args.max_tokens, seed=1000 * round_index))
+                    level = asyncio.run(
+                        run_level(
+                            server.url, name, args.concurrency, args.requests, args.max_tokens, seed=1000 * round_index
+                        )
+                    )
                     throughput[name].append(level.requests_per_s)
-                    say(f"round {round_index + 1} tracing {name:>3}: {level.requests_per_s:6.2f} req/s, "
-                        f"TTFT p50 {level.ttft_p50_ms:6.1f} ms")
+                    say(
+                        f"round {round_index + 1} tracing {name:>3}: {level.requests_per_s:6.2f} req/s, "
+                        f"TTFT p50 {level.ttft_p50_ms:6.1f} ms"
+                    )
             time.sleep(1.5)  # the last batch of spans leaves within the schedule delay
             spans_per_request = len(receiver.spans) / (args.rounds * (args.requests + 1))
     off_rps, on_rps = statistics.median(throughput["off"]), statistics.median(throughput["on"])
-    say(f"\nmedian throughput: tracing off {off_rps:.2f} req/s, on {on_rps:.2f} req/s "
-        f"({spans_per_request:.1f} spans exported per request)")
+    say(
+        f"\nmedian throughput: tracing off {off_rps:.2f} req/s, on {on_rps:.2f} req/s "
+        f"({spans_per_request:.1f} spans exported per request)"
+    )
     say(f"tracing on costs {(1 - on_rps / off_rps) * 100:+.1f}% of throughput (target < 10%)")
     off_cost_s = _instrumentation_cost_when_off(round(spans_per_request))
     request_cpu_s = 1 / off_rps  # the host is saturated at this concurrency: one request's share of it
-    say(f"tracing off: the instrumentation of one request costs {off_cost_s * 1e6:.0f} us, "
-        f"{off_cost_s / request_cpu_s * 100:.3f}% of a request (target < 2%)")
+    say(
+        f"tracing off: the instrumentation of one request costs {off_cost_s * 1e6:.0f} us, "
+        f"{off_cost_s / request_cpu_s * 100:.3f}% of a request (target < 2%)"
+    )
 
 
 def _instrumentation_cost_when_off(spans: int) -> float:

@@ -52,8 +52,11 @@ class BurstSummary:
     def figures(self) -> dict[str, float | int | dict[str, int]]:
         """Counts, and latency P50/P99 (nearest rank) of the refused and of the answered requests."""
         figures: dict[str, float | int | dict[str, int]] = {
-            "sent": len(self.outcomes), "answered": len(self.answered), "refused": len(self.refused),
-            "other": len(self.others), "malformed_refusals": len(self.malformed_refusals),
+            "sent": len(self.outcomes),
+            "answered": len(self.answered),
+            "refused": len(self.refused),
+            "other": len(self.others),
+            "malformed_refusals": len(self.malformed_refusals),
             "other_statuses": dict(Counter(str(outcome.status) for outcome in self.others)),
         }
         for name, outcomes in (("refusal", self.refused), ("answered", self.answered)):
@@ -64,8 +67,9 @@ class BurstSummary:
         return figures
 
 
-async def fire(url: str, bodies: Sequence[bytes], timeout_s: float, headers: dict[str, str] | None = None
-               ) -> BurstSummary:
+async def fire(
+    url: str, bodies: Sequence[bytes], timeout_s: float, headers: dict[str, str] | None = None
+) -> BurstSummary:
     """POST every body to `url`/v1/chat/completions at once, each on a connection of its own, and wait for all.
 
     HTTP/1.1 written and read by hand over asyncio streams: a general client (httpx) spends about 1.7 ms of
@@ -74,9 +78,14 @@ async def fire(url: str, bodies: Sequence[bytes], timeout_s: float, headers: dic
     address = urlsplit(url)
     host, port = address.hostname or "127.0.0.1", address.port or 80
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-    requests = [(f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
-                 f"content-length: {len(body)}\r\nconnection: close\r\n{extra}\r\n").encode() + body
-                for body in bodies]
+    requests = [
+        (
+            f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n{extra}\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
     start = asyncio.Event()
     tasks = [asyncio.ensure_future(_one(host, port, request, timeout_s, start)) for request in requests]
     await asyncio.sleep(0)  # every task is waiting at the line
@@ -114,7 +123,7 @@ def _unchunked(body: bytes) -> bytes:
         size = int(size_line.split(b";")[0], 16)
         if size == 0:
             break
-        data, body = data + rest[:size], rest[size + 2:]
+        data, body = data + rest[:size], rest[size + 2 :]
     return data
 
 
@@ -124,4 +133,3 @@ def _is_openai_error(body: bytes) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     return isinstance(error, dict) and {"message", "type"} <= error.keys()
-

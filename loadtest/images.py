@@ -71,8 +71,12 @@ def _receipt(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     x, y = margin + line, line
     draw.text((x, y), str(rng.choice(STORES)), fill=(20, 20, 20), font=_font(line + 2))
     y += 2 * line
-    draw.text((x, y), f"No. {rng.integers(10**6, 10**7)}  2025-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
-              fill=(60, 60, 60), font=font)
+    draw.text(
+        (x, y),
+        f"No. {rng.integers(10**6, 10**7)}  2025-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",
+        fill=(60, 60, 60),
+        font=font,
+    )
     total = 0.0
     for _ in range(int(rng.integers(3, 8))):
         y += line
@@ -97,8 +101,12 @@ def _product(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     draw.ellipse((left, upper + box_h * 0.9, left + box_w * 1.2, upper + box_h * 1.05), fill=(40, 40, 40))
     draw.rounded_rectangle((left, upper, left + box_w, upper + box_h), radius=max(int(box_w // 8), 1), fill=colour)
     draw.rectangle((left, upper + box_h * 0.35, left + box_w, upper + box_h * 0.6), fill=(245, 245, 245))
-    draw.text((left + box_w * 0.1, upper + box_h * 0.4), str(rng.choice(BRANDS)), fill=(10, 10, 10),
-              font=_font(max(int(box_h // 10), 4)))
+    draw.text(
+        (left + box_w * 0.1, upper + box_h * 0.4),
+        str(rng.choice(BRANDS)),
+        fill=(10, 10, 10),
+        font=_font(max(int(box_h // 10), 4)),
+    )
     return image.filter(ImageFilter.GaussianBlur(0.6))
 
 

@@ -39,8 +39,17 @@ class LocalStack:
 
     def __enter__(self) -> str:
         port = free_port()
-        command = [sys.executable, "-m", "loadtest.local_stack", "--model", str(self._model), "--port", str(port),
-                   "--overrides", json.dumps(self._overrides)]
+        command = [
+            sys.executable,
+            "-m",
+            "loadtest.local_stack",
+            "--model",
+            str(self._model),
+            "--port",
+            str(port),
+            "--overrides",
+            json.dumps(self._overrides),
+        ]
         with self._log.open("wb") as output:
             self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"

@@ -35,19 +35,46 @@ class Phase:
     def command(self, url: str, profile: Profile, out: Path) -> list[str]:
         total = sum(self.users.values())
         user_settings = [
-            {"user_class_name": scenario.user_class, "fixed_count": count, "max_tokens": profile.max_tokens,
-             "think_time_s": profile.think_time_s, "network_timeout": profile.request_timeout_s,
-             "connection_timeout": profile.request_timeout_s}
+            {
+                "user_class_name": scenario.user_class,
+                "fixed_count": count,
+                "max_tokens": profile.max_tokens,
+                "think_time_s": profile.think_time_s,
+                "network_timeout": profile.request_timeout_s,
+                "connection_timeout": profile.request_timeout_s,
+            }
             for scenario, count in self.users.items()
         ]
         return [
-            sys.executable, "-m", "locust", "--locustfile", str(LOCUSTFILE), "--headless", "--host", url,
-            "--users", str(total), "--spawn-rate", str(total), "--run-time", f"{self.seconds}s",
+            sys.executable,
+            "-m",
+            "locust",
+            "--locustfile",
+            str(LOCUSTFILE),
+            "--headless",
+            "--host",
+            url,
+            "--users",
+            str(total),
+            "--spawn-rate",
+            str(total),
+            "--run-time",
+            f"{self.seconds}s",
             # Requests still running at the end may finish (or time out, which counts): none is dropped.
-            "--stop-timeout", str(round(profile.request_timeout_s) + 5),
-            "--csv", str(self.csv_prefix(out)), "--csv-full-history", "--html", str(out / f"{self.name}.html"),
-            "--config-users", json.dumps(user_settings), "--only-summary", "--loglevel", "WARNING",
-            "--exit-code-on-error", "0",  # failures are for the verdict to judge; any other exit is a crash
+            "--stop-timeout",
+            str(round(profile.request_timeout_s) + 5),
+            "--csv",
+            str(self.csv_prefix(out)),
+            "--csv-full-history",
+            "--html",
+            str(out / f"{self.name}.html"),
+            "--config-users",
+            json.dumps(user_settings),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--exit-code-on-error",
+            "0",  # failures are for the verdict to judge; any other exit is a crash
             *(["--processes", str(profile.locust_processes)] if profile.locust_processes > 1 else []),
             *(scenario.user_class for scenario in self.users),
         ]
@@ -58,8 +85,14 @@ def run_phase(phase: Phase, url: str, profile: Profile, out: Path) -> None:
     environment = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     log = out / f"{phase.name}.log"
     with log.open("wb") as output:
-        finished = subprocess.run(phase.command(url, profile, out), stdout=output, stderr=subprocess.STDOUT,
-                                  env=environment, cwd=ROOT, check=False)
+        finished = subprocess.run(
+            phase.command(url, profile, out),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=ROOT,
+            check=False,
+        )
     if finished.returncode != 0:
         raise LocustError(f"locust ({phase.name}) exited with {finished.returncode}; see {log}")
     with Path(f"{phase.csv_prefix(out)}_exceptions.csv").open(newline="") as file:

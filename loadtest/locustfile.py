@@ -74,13 +74,17 @@ class FlashVQAUser(FastHttpUser):
         with self._post(CHAT, chat_body(messages, self.max_tokens), "application/json", name) as response:
             return _judged_answer(response)
 
-    def _post(self, path: str, body: bytes, content_type: str, name: str | None = None,
-              stream: bool = False) -> ResponseContextManager:
+    def _post(
+        self, path: str, body: bytes, content_type: str, name: str | None = None, stream: bool = False
+    ) -> ResponseContextManager:
         headers = self.headers | {"content-type": content_type}
         return self.client.post(
             path,
             data=body,  # type: ignore[arg-type]  # locust's annotation leaves out bytes, which it sends as they are
-            headers=headers, name=name or self.scenario.value, stream=stream, catch_response=True,
+            headers=headers,
+            name=name or self.scenario.value,
+            stream=stream,
+            catch_response=True,
         )
 
 
@@ -120,8 +124,13 @@ class ConversationUser(FlashVQAUser):
         first = user_message(fresh_picture(), random.choice(QUESTIONS))
         answer = self.ask([first])
         if answer is not None:
-            self.ask([first, {"role": "assistant", "content": answer},
-                      {"role": "user", "content": random.choice(FOLLOW_UPS)}])
+            self.ask(
+                [
+                    first,
+                    {"role": "assistant", "content": answer},
+                    {"role": "user", "content": random.choice(FOLLOW_UPS)},
+                ]
+            )
 
 
 class StreamingUser(FlashVQAUser):
@@ -149,9 +158,14 @@ class StreamingUser(FlashVQAUser):
                 response.failure("the stream ended without text or [DONE]")
 
     def _report_ttft(self, seconds: float) -> None:
-        self.environment.events.request.fire(request_type=TTFT, name=self.scenario.value,
-                                             response_time=seconds * 1000, response_length=0, exception=None,
-                                             context={})
+        self.environment.events.request.fire(
+            request_type=TTFT,
+            name=self.scenario.value,
+            response_time=seconds * 1000,
+            response_length=0,
+            exception=None,
+            context={},
+        )
 
 
 class MixedSizesUser(FlashVQAUser):

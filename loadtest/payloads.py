@@ -29,10 +29,13 @@ def auth_headers() -> dict[str, str]:
 
 
 def user_message(image: TestImage, question: str) -> dict[str, Any]:
-    return {"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image.data_url}},
-        {"type": "text", "text": question},
-    ]}
+    return {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": {"url": image.data_url}},
+            {"type": "text", "text": question},
+        ],
+    }
 
 
 def chat_body(messages: list[dict[str, Any]], max_tokens: int, stream: bool = False) -> bytes:

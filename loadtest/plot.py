@@ -93,7 +93,7 @@ def plot_percentiles(csv_prefixes: list[Path], scenarios: list[Scenario], out: P
         axis.grid(alpha=0.3)
         for start in phase_starts:
             axis.axvline(start, color="grey", linestyle="--", linewidth=1)
-    for axis in axes[max(panels - columns, 0):panels]:
+    for axis in axes[max(panels - columns, 0) : panels]:
         axis.set_xlabel("seconds since the start (dashed line: next phase)")
     figure.suptitle("latency percentiles over time (locust, 10 s window)")
     figure.savefig(out, dpi=100)

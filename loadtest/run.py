@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def phases(profile: Profile) -> list[Phase]:
     return [
-        Phase("steady", {scenario: targets.users for scenario, targets in profile.steady.items()},
-              profile.steady_seconds),
+        Phase(
+            "steady", {scenario: targets.users for scenario, targets in profile.steady.items()}, profile.steady_seconds
+        ),
         Phase("overload", {Scenario.OVERLOAD: profile.overload.users}, profile.overload_seconds),
     ]
 
@@ -69,8 +70,11 @@ def report(name: str, profile: Profile, out: Path) -> list[Check]:
         for scenario, users in phase.users.items():
             result = scenario_result(scenario, users, phase.csv_prefix(out))
             judged.append((result, checks(result, profile.targets(scenario))))
-    plot_percentiles([phase.csv_prefix(out) for phase in phases(profile)], [result.scenario for result, _ in judged],
-                     out / "latency.png")
+    plot_percentiles(
+        [phase.csv_prefix(out) for phase in phases(profile)],
+        [result.scenario for result, _ in judged],
+        out / "latency.png",
+    )
     missed = [check for _, scenario_checks in judged for check in scenario_checks if not check.passed]
     table = summary_table(judged)
     (out / "summary.md").write_text(_summary(name, profile, table, missed))
@@ -83,8 +87,9 @@ def report(name: str, profile: Profile, out: Path) -> list[Check]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--url", help="a running flashvqa (e.g. the in-cluster Service); else a local stack")
     target.add_argument("--model", type=Path, help="the local stack's model directory (default: the tiny GLM one)")
@@ -121,10 +126,12 @@ def _tiny_model() -> Path:
 
 def _summary(name: str, profile: Profile, table: str, missed: list[Check]) -> str:
     verdict = "\n".join(f"- missed: {check.describe()}" for check in missed) or "Every target met."
-    return (f"# Load test: profile `{name}`\n\n{profile.description.strip()}\n\n"
-            f"Steady phase {profile.steady_seconds} s, overload phase {profile.overload_seconds} s; answers of "
-            f"{profile.max_tokens} tokens. Each figure is followed by its target; misses are in bold.\n\n"
-            f"{table}\n{verdict}\n")
+    return (
+        f"# Load test: profile `{name}`\n\n{profile.description.strip()}\n\n"
+        f"Steady phase {profile.steady_seconds} s, overload phase {profile.overload_seconds} s; answers of "
+        f"{profile.max_tokens} tokens. Each figure is followed by its target; misses are in bold.\n\n"
+        f"{table}\n{verdict}\n"
+    )
 
 
 def _verdict(name: str, judged: Judged, missed: list[Check]) -> dict[str, object]:
@@ -133,9 +140,17 @@ def _verdict(name: str, judged: Judged, missed: list[Check]) -> dict[str, object
         "passed": not missed,
         "missed": [check.describe() for check in missed],
         "scenarios": {
-            result.scenario.value: asdict(result) | {
-                "checks": [{"metric": check.metric.label, "measured": check.measured, "target": check.bound,
-                            "passed": check.passed} for check in scenario_checks],
+            result.scenario.value: asdict(result)
+            | {
+                "checks": [
+                    {
+                        "metric": check.metric.label,
+                        "measured": check.measured,
+                        "target": check.bound,
+                        "passed": check.passed,
+                    }
+                    for check in scenario_checks
+                ],
             }
             for result, scenario_checks in judged
         },

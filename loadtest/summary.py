@@ -5,8 +5,18 @@ from __future__ import annotations
 from loadtest.results import ScenarioResult
 from loadtest.verdict import Check, Metric
 
-COLUMNS = ("scenario", "users", "requests", "refused", "error rate", "answers/s", "P99 TTFT", "P99 end to end",
-           "P99 refusal", "verdict")
+COLUMNS = (
+    "scenario",
+    "users",
+    "requests",
+    "refused",
+    "error rate",
+    "answers/s",
+    "P99 TTFT",
+    "P99 end to end",
+    "P99 refusal",
+    "verdict",
+)
 NOTHING = "—"
 
 
@@ -28,7 +38,8 @@ def summary_table(rows: list[tuple[ScenarioResult, list[Check]]]) -> str:
             str(result.users),
             str(result.requests),
             f"{result.refused}, {cell(Metric.REFUSAL_RATE, result.refusal_rate)}"
-            if Metric.REFUSAL_RATE in by_metric else str(result.refused),
+            if Metric.REFUSAL_RATE in by_metric
+            else str(result.refused),
             cell(Metric.ERROR_RATE, result.error_rate),
             cell(Metric.ANSWERS_PER_S, result.answered_per_s),
             cell(Metric.P99_TTFT, result.p99_ttft_ms),

@@ -67,5 +67,6 @@ def checks(result: ScenarioResult, targets: ScenarioTargets) -> list[Check]:
             (Metric.P99_REFUSAL, result.p99_refusal_ms, targets.p99_refusal_ms),
             (Metric.REFUSAL_RATE, result.refusal_rate, targets.min_refusal_rate),
         ]
-    return [Check(result.scenario, metric, measured, target)
-            for metric, measured, target in wanted if target is not None]
+    return [
+        Check(result.scenario, metric, measured, target) for metric, measured, target in wanted if target is not None
+    ]

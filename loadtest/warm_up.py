@@ -31,8 +31,9 @@ def warm_up(url: str, timeout_s: float, max_tokens: int = 4) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         remaining = max(1.0, deadline - time.monotonic())
-        with httpx.stream("POST", f"{url}/v1/chat/completions", content=body, headers=headers,
-                          timeout=remaining) as response:
+        with httpx.stream(
+            "POST", f"{url}/v1/chat/completions", content=body, headers=headers, timeout=remaining
+        ) as response:
             if response.status_code in RETRY_STATUSES:
                 last = f"HTTP {response.status_code}: {response.read()[:200]!r}"
                 time.sleep(0.5)

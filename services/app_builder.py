@@ -74,24 +74,30 @@ class DecoderArgs(DeploymentArgs):
     max_model_len: int = Field(4096, ge=2, description="prompt + output tokens per sequence")
     max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="tokens per engine step: every decode, then prompt chunks; null: 192 on CPU, "
+        None,
+        ge=1,
+        description="tokens per engine step: every decode, then prompt chunks; null: 192 on CPU, "
         "4096 on GPU; at least max_num_seqs",
     )
     attention_backend: str | None = Field(None, description="attention backend; null: the fastest on the device")
     enable_prefix_caching: bool = Field(True, description="share full KV blocks between prompts that start alike")
     kv_cache_bytes: int | None = Field(
-        None, ge=1, description="KV cache per replica; null: gpu_memory_utilization on a GPU, on a CPU room for "
+        None,
+        ge=1,
+        description="KV cache per replica; null: gpu_memory_utilization on a GPU, on a CPU room for "
         "max_num_seqs sequences of max_model_len",
     )
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="share of the GPU's memory the weights and the KV cache may take"
     )
     decode_graphs: DecodeGraphs = Field(
-        "auto", description="decode-only steps: auto (CUDA graphs on a GPU), off (eager), uncaptured (the graphs' "
+        "auto",
+        description="decode-only steps: auto (CUDA graphs on a GPU), off (eager), uncaptured (the graphs' "
         "shapes, eagerly)",
     )
     stream_interval_ms: float = Field(
-        DEFAULT_STREAM_INTERVAL_S * 1000, ge=0,
+        DEFAULT_STREAM_INTERVAL_S * 1000,
+        ge=0,
         description="least time between two messages of a streamed answer (its first goes at once); 0: every token",
     )
     autoscaling_config: DecoderAutoscaling | None = Field(  # type: ignore[assignment]
@@ -127,8 +133,12 @@ class GatewayArgs(DeploymentArgs, GatewaySettings):
 
     # The gateway refuses what exceeds its in-flight budget itself, in milliseconds and in the OpenAI error
     # form; a request that Serve's queue in front of it refused would get the proxy's plain-text 503 instead.
-    max_queued_requests: int = Field(-1, ge=-1, description="waiting at the proxy beyond max_ongoing_requests; "
-                                     "-1 (unbounded): the gateway's own door refuses the excess")
+    max_queued_requests: int = Field(
+        -1,
+        ge=-1,
+        description="waiting at the proxy beyond max_ongoing_requests; "
+        "-1 (unbounded): the gateway's own door refuses the excess",
+    )
 
     @property
     def num_replicas_at_least(self) -> int:
@@ -155,21 +165,40 @@ class AppArgs(BaseModel):
 
 def build_app(args: dict[str, Any]) -> Application:
     app_args = AppArgs.model_validate(args)
-    encoder = _deployment(VisionEncoderDeployment).options(
-        user_config=app_args.encoder.batching.model_dump(),
-        # An image whose embedding a replica caches stays there until that replica is a batch busier than the rest.
-        request_router_config=affinity_router_config(max_imbalance=app_args.encoder.batching.max_batch_size),
-        **app_args.encoder.serve_options(default_max_ongoing=4 * app_args.encoder.batching.max_batch_size),
-    ).bind(app_args.model, app_args.device, app_args.encoder.cache_bytes, app_args.encoder.torch_threads,
-           dtype=app_args.dtype)
+    encoder = (
+        _deployment(VisionEncoderDeployment)
+        .options(
+            user_config=app_args.encoder.batching.model_dump(),
+            # An image whose embedding a replica caches stays there until that replica is a batch busier than the rest.
+            request_router_config=affinity_router_config(max_imbalance=app_args.encoder.batching.max_batch_size),
+            **app_args.encoder.serve_options(default_max_ongoing=4 * app_args.encoder.batching.max_batch_size),
+        )
+        .bind(
+            app_args.model,
+            app_args.device,
+            app_args.encoder.cache_bytes,
+            app_args.encoder.torch_threads,
+            dtype=app_args.dtype,
+        )
+    )
     decoder_args = app_args.decoder
-    decoder = _deployment(LLMDecoderDeployment).options(
-        # A conversation stays with its KV until that replica holds a whole batch more than the least loaded one.
-        request_router_config=affinity_router_config(max_imbalance=decoder_args.max_num_seqs),
-        # Everything the engine holds (running and waiting) is "ongoing" to Serve.
-        **decoder_args.serve_options(default_max_ongoing=decoder_args.engine_config().max_requests),
-    ).bind(app_args.model, decoder_args.engine_config(), app_args.device, decoder_args.torch_threads,
-           decoder_args.stream_interval_ms / 1000, dtype=app_args.dtype)
+    decoder = (
+        _deployment(LLMDecoderDeployment)
+        .options(
+            # A conversation stays with its KV until that replica holds a whole batch more than the least loaded one.
+            request_router_config=affinity_router_config(max_imbalance=decoder_args.max_num_seqs),
+            # Everything the engine holds (running and waiting) is "ongoing" to Serve.
+            **decoder_args.serve_options(default_max_ongoing=decoder_args.engine_config().max_requests),
+        )
+        .bind(
+            app_args.model,
+            decoder_args.engine_config(),
+            app_args.device,
+            decoder_args.torch_threads,
+            decoder_args.stream_interval_ms / 1000,
+            dtype=app_args.dtype,
+        )
+    )
     settings = app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     settings["max_in_flight"] = max_in_flight = in_flight_budget(app_args)
     gateway_options = GatewayOptions(model_name=app_args.model_name, **settings)
@@ -183,8 +212,9 @@ def proxy_door_environment(args: dict[str, Any]) -> dict[str, str]:
     (`services/gateway/proxy_door.py`): the gateway replicas' budgets together."""
     app_args = AppArgs.model_validate(args)
     gateway = app_args.gateway
-    return proxy_environment(in_flight_budget(app_args) * gateway.num_replicas_at_least,
-                             gateway.overload_retry_after_ms)
+    return proxy_environment(
+        in_flight_budget(app_args) * gateway.num_replicas_at_least, gateway.overload_retry_after_ms
+    )
 
 
 def in_flight_budget(app_args: AppArgs) -> int:

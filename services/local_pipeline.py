@@ -24,8 +24,13 @@ from services.models.vision_half import VisionHalf
 
 
 class LocalPipeline:
-    def __init__(self, model_dir: Path, device: torch.device | None = None, config: EngineConfig | None = None,
-                 dtype: DTypeName = "auto") -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        device: torch.device | None = None,
+        config: EngineConfig | None = None,
+        dtype: DTypeName = "auto",
+    ) -> None:
         device = device or default_device()
         torch_dtype = model_dtype(model_dir, device, dtype)
         self.vision = VisionHalf(model_dir, device, torch_dtype)

@@ -47,8 +47,9 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def local_args(model: Path, device: str | None = None, api_keys_file: str | None = None,
-               dtype: DTypeName = "auto") -> dict[str, Any]:
+def local_args(
+    model: Path, device: str | None = None, api_keys_file: str | None = None, dtype: DTypeName = "auto"
+) -> dict[str, Any]:
     """The overrides of a local run (`flashvqa serve`, the load test's stack): this machine's model, device and
     dtype, anonymous access unless a key file is given."""
     # On a CPU host the encoder may use every core (it runs in bursts between the decoder's steps); the

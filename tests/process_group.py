@@ -13,8 +13,9 @@ ROOT = Path(__file__).parents[1]
 
 
 def run_in_own_session(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = process.communicate(timeout=timeout_s)
     finally:

@@ -22,8 +22,12 @@ class ReferenceModel:
     def generate(self, messages: list[dict[str, Any]], images: list[Image.Image], max_new_tokens: int) -> list[int]:
         """Greedy token ids for chat-template `messages` whose image parts are filled, in order, by `images`."""
         inputs = self.processor.apply_chat_template(
-            with_images(messages, images), tokenize=True, return_dict=True, return_tensors="pt",
-            add_generation_prompt=True, **self.thinking_kwargs,
+            with_images(messages, images),
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            add_generation_prompt=True,
+            **self.thinking_kwargs,
         )
         output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         tokens: list[int] = output[0, inputs["input_ids"].shape[1] :].tolist()
@@ -41,7 +45,8 @@ def with_images(messages: list[dict[str, Any]], images: list[Image.Image]) -> li
         return {**part, "image": next(pictures)} if part["type"] == "image" else part
 
     return [
-        message if isinstance(message["content"], str)
+        message
+        if isinstance(message["content"], str)
         else {**message, "content": [with_picture(part) for part in message["content"]]}
         for message in messages
     ]

@@ -30,7 +30,10 @@ def decoder_stats(wait_for_aborted: int = 0, timeout: float = 30) -> dict[str, A
     (or the timeout passed)."""
     probe = subprocess.run(
         [sys.executable, "-c", _STATS_PROBE, str(wait_for_aborted), str(timeout)],
-        capture_output=True, text=True, timeout=timeout + 60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 60,
+        check=True,
     )
     stats: dict[str, Any] = json.loads(probe.stdout.strip().splitlines()[-1])
     return stats

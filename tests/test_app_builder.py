@@ -37,8 +37,13 @@ def test_autoscaling_replaces_a_fixed_replica_count() -> None:
 
 
 def test_encoder_and_decoder_scale_on_their_own_policies() -> None:
-    args = AppArgs.model_validate({"model": "m", "encoder": {"autoscaling_config": {"max_replicas": 3}},
-                                   "decoder": {"autoscaling_config": {"max_replicas": 2}}})
+    args = AppArgs.model_validate(
+        {
+            "model": "m",
+            "encoder": {"autoscaling_config": {"max_replicas": 3}},
+            "decoder": {"autoscaling_config": {"max_replicas": 2}},
+        }
+    )
     encoder = args.encoder.serve_options(default_max_ongoing=8)["autoscaling_config"]
     decoder = args.decoder.serve_options(default_max_ongoing=8)["autoscaling_config"]
     assert encoder["policy"]["policy_function"] == "services.autoscaling.serve_policies:EncoderAutoscalingPolicy"
@@ -70,13 +75,21 @@ def test_encoder_and_decoder_replicas_get_the_dtype() -> None:
         AppArgs.model_validate({"model": "m", "dtype": "int8"})
 
 
-@pytest.mark.parametrize(("args", "budget"), [
-    ({}, 16 + 64),  # one decoder replica's running and waiting sequences, one gateway replica
-    ({"decoder": {"max_num_seqs": 8, "max_waiting": 24, "num_replicas": 3}, "gateway": {"num_replicas": 2}}, 48),
-    ({"decoder": {"autoscaling_config": {"max_replicas": 4}}, "gateway": {"autoscaling_config": {"min_replicas": 2}}},
-     160),
-    ({"gateway": {"max_in_flight": 7}}, 7),
-])
+@pytest.mark.parametrize(
+    ("args", "budget"),
+    [
+        ({}, 16 + 64),  # one decoder replica's running and waiting sequences, one gateway replica
+        ({"decoder": {"max_num_seqs": 8, "max_waiting": 24, "num_replicas": 3}, "gateway": {"num_replicas": 2}}, 48),
+        (
+            {
+                "decoder": {"autoscaling_config": {"max_replicas": 4}},
+                "gateway": {"autoscaling_config": {"min_replicas": 2}},
+            },
+            160,
+        ),
+        ({"gateway": {"max_in_flight": 7}}, 7),
+    ],
+)
 def test_the_gateway_door_is_sized_by_the_decoder_pool(args: dict, budget: int) -> None:
     app_args = AppArgs.model_validate({"model": "m", **args})
     assert in_flight_budget(app_args) == budget

@@ -26,8 +26,18 @@ def test_build_tiny_model_writes_a_model_directory(tmp_path: Path, capsys: pytes
 
 
 def test_ask_streams_an_answer(tiny_model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["ask", "--model", str(tiny_model_dirs["glm4v"]), "--image", str(EXAMPLE_IMAGE),
-                 "--max-tokens", "8", "Is this a travel expense?"])
+    code = main(
+        [
+            "ask",
+            "--model",
+            str(tiny_model_dirs["glm4v"]),
+            "--image",
+            str(EXAMPLE_IMAGE),
+            "--max-tokens",
+            "8",
+            "Is this a travel expense?",
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out.strip()
 
@@ -59,8 +69,9 @@ def test_ask_with_a_directory_that_is_not_a_model(tmp_path: Path, capsys: pytest
     assert "not a model directory" in capsys.readouterr().err
 
 
-def test_hash_api_key_prints_the_digest_the_key_file_holds(monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_hash_api_key_prints_the_digest_the_key_file_holds(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("sk-secret\n"))
     assert main(["hash-api-key"]) == 0
     digest = capsys.readouterr().out.strip()
@@ -69,11 +80,13 @@ def test_hash_api_key_prints_the_digest_the_key_file_holds(monkeypatch: pytest.M
     assert authenticator.authenticate("Bearer sk-secret").name == "t"
 
 
-def test_serve_passes_its_dtype_to_both_model_halves(monkeypatch: pytest.MonkeyPatch,
-                                                     tiny_model_dirs: dict[str, Path]) -> None:
+def test_serve_passes_its_dtype_to_both_model_halves(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path]
+) -> None:
     served: list[ServeApplication] = []
-    monkeypatch.setattr("services.local_server.serve_until_signalled",
-                        lambda application, *_: served.append(application))
+    monkeypatch.setattr(
+        "services.local_server.serve_until_signalled", lambda application, *_: served.append(application)
+    )
     assert main(["serve", "--model", str(tiny_model_dirs["glm4v"]), "--dtype", "bfloat16"]) == 0
     assert AppArgs.model_validate(served[0].args).dtype == "bfloat16"
     assert main(["serve", "--model", str(tiny_model_dirs["glm4v"])]) == 0

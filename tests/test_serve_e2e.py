@@ -65,12 +65,19 @@ def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with otlp_receiver() as (receiver, traces_endpoint):
         # Exported as a user would set it up: the standard variables, inherited by Ray's workers.
-        environment = {**os.environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_endpoint,
-                       "OTEL_BSP_SCHEDULE_DELAY": "100", "RAY_metrics_report_interval_ms": "1000"}
+        environment = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": traces_endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "RAY_metrics_report_interval_ms": "1000",
+        }
         with log.open("wb") as output:
             process = subprocess.Popen(
                 [str(FLASHVQA), "serve", "--model", str(model_dir), "--port", str(port)],
-                stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=environment,
             )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -114,8 +121,10 @@ def _media_type(picture: bytes) -> str:
 def _openai_messages(question: str, pictures: list[bytes]) -> list[dict[str, Any]]:
     """`pictures`: PNG or JPEG files, each sent with its own media type."""
     parts: list[dict[str, Any]] = [
-        {"type": "image_url", "image_url": {"url": f"data:{_media_type(picture)};base64,"
-                                                   f"{base64.b64encode(picture).decode()}"}}
+        {
+            "type": "image_url",
+            "image_url": {"url": f"data:{_media_type(picture)};base64,{base64.b64encode(picture).decode()}"},
+        }
         for picture in pictures
     ]
     return [{"role": "user", "content": [*parts, {"type": "text", "text": question}]}]
@@ -123,7 +132,10 @@ def _openai_messages(question: str, pictures: list[bytes]) -> list[dict[str, Any
 
 def _served_tokens(server: Server, messages: list[dict[str, Any]], max_tokens: int = 10) -> list[int]:
     response = server.client.chat.completions.create(
-        model=server.model, messages=messages, max_tokens=max_tokens, temperature=0,  # type: ignore[arg-type]
+        model=server.model,
+        messages=messages,
+        max_tokens=max_tokens,
+        temperature=0,  # type: ignore[arg-type]
         extra_body={"return_token_ids": True},
     )
     return list(response.choices[0].token_ids)  # type: ignore[attr-defined]
@@ -141,8 +153,12 @@ class TestServedAnswersEqualGenerate:
         png = _png(150, 150, seed=2)
         expected = server.reference.generate(image_question("Describe it.", 1), [load_image(png)], 10)
         stream = server.client.chat.completions.create(
-            model=server.model, messages=_openai_messages("Describe it.", [png]),  # type: ignore[arg-type]
-            max_tokens=10, temperature=0, stream=True, stream_options={"include_usage": True},
+            model=server.model,
+            messages=_openai_messages("Describe it.", [png]),  # type: ignore[arg-type]
+            max_tokens=10,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
             extra_body={"return_token_ids": True},
         )
         chunks = list(stream)
@@ -173,13 +189,16 @@ class TestServedAnswersEqualGenerate:
     def test_several_512_px_photos_in_one_request(self, server: Server, count: int) -> None:
         """Each image is an encode call of its own, waiting for the encoder beside the others (they once hung)."""
         photos = [_jpeg(512, 512, seed=40 + count + n) for n in range(count)]
-        expected = server.reference.generate(image_question("Compare them.", count),
-                                             [load_image(photo) for photo in photos], 4)
+        expected = server.reference.generate(
+            image_question("Compare them.", count), [load_image(photo) for photo in photos], 4
+        )
         assert _served_tokens(server, _openai_messages("Compare them.", photos), max_tokens=4) == expected
 
     def test_six_concurrent_four_photo_requests_get_their_solo_tokens(self, server: Server) -> None:
-        requests = [_openai_messages(f"Which is {i}?", [_jpeg(512, 512, seed=60 + 4 * i + n) for n in range(4)])
-                    for i in range(6)]
+        requests = [
+            _openai_messages(f"Which is {i}?", [_jpeg(512, 512, seed=60 + 4 * i + n) for n in range(4)])
+            for i in range(6)
+        ]
         alone = [_served_tokens(server, messages, max_tokens=4) for messages in requests]
         with ThreadPoolExecutor(max_workers=6) as pool:
             together = list(pool.map(lambda messages: _served_tokens(server, messages, max_tokens=4), requests))
@@ -201,8 +220,12 @@ class TestServing:
     def test_aborting_a_stream_frees_its_sequence(self, server: Server) -> None:
         before = decoder_stats()["num_aborted"]
         stream = server.client.chat.completions.create(
-            model=server.model, messages=_openai_messages("Go on.", [_png(64, 64, seed=5)]),  # type: ignore[arg-type]
-            max_tokens=3000, temperature=0, stream=True, extra_body={"ignore_eos": True},
+            model=server.model,
+            messages=_openai_messages("Go on.", [_png(64, 64, seed=5)]),  # type: ignore[arg-type]
+            max_tokens=3000,
+            temperature=0,
+            stream=True,
+            extra_body={"ignore_eos": True},
         )
         # The role chunk comes with the first token; the random model's text may come only at the end (its
         # bytes rarely complete a character, and the detokenizer holds them back), so stop at the first chunk.
@@ -215,25 +238,33 @@ class TestServing:
 
     def test_vqa_multipart(self, server: Server) -> None:
         response = httpx.post(
-            f"{server.url}/v1/vqa", files={"image": ("receipt.png", _png(100, 140, seed=7), "image/png")},
-            data={"question": "Is this a travel expense?", "max_tokens": "5"}, timeout=60,
+            f"{server.url}/v1/vqa",
+            files={"image": ("receipt.png", _png(100, 140, seed=7), "image/png")},
+            data={"question": "Is this a travel expense?", "max_tokens": "5"},
+            timeout=60,
         )
         assert response.status_code == 200
         assert response.json()["usage"]["completion_tokens"] >= 1
 
     def test_bad_image_is_a_400_and_the_server_keeps_serving(self, server: Server) -> None:
         broken_image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
-        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=60,
-                              json={"messages": [{"role": "user", "content": [broken_image]}]})
+        response = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            timeout=60,
+            json={"messages": [{"role": "user", "content": [broken_image]}]},
+        )
         assert response.status_code == 400
         assert response.json()["error"]["param"] == "messages[0].content[0].image_url"
         assert server.client.models.list().data[0].id == server.model
 
-
     def test_request_out_of_time_is_a_504_and_the_server_keeps_serving(self, server: Server) -> None:
         """The deadline travels to the encoder and decoder, which drop work that is already late."""
-        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=60, headers={"x-request-timeout": "0.001"},
-                              json={"messages": _openai_messages("Late?", [_png(64, 64, seed=9)]), "max_tokens": 3})
+        response = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            timeout=60,
+            headers={"x-request-timeout": "0.001"},
+            json={"messages": _openai_messages("Late?", [_png(64, 64, seed=9)]), "max_tokens": 3},
+        )
         assert response.status_code == 504, response.text
         assert response.json()["error"]["code"] == "timeout"
         assert len(_served_tokens(server, _openai_messages("On time?", [_png(64, 64, seed=9)]), max_tokens=3)) >= 1
@@ -244,13 +275,19 @@ class TestObservability:
     trace, and their metrics reach /metrics through Ray's metrics agent."""
 
     def test_one_trace_across_the_three_deployments(self, server: Server) -> None:
-        response = httpx.post(f"{server.url}/v1/chat/completions", timeout=60, json={
-            "messages": _openai_messages("Trace me", [_png(64, 64, seed=11)]), "max_tokens": 3, "temperature": 0})
+        response = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            timeout=60,
+            json={"messages": _openai_messages("Trace me", [_png(64, 64, seed=11)]), "max_tokens": 3, "temperature": 0},
+        )
         assert response.status_code == 200, response.text
         trace_id = response.headers["traceparent"].split("-")[1]
         wanted = {"POST /v1/chat/completions", "stream", "encoder.encode", "decoder.decode"}
-        wait_until(lambda: wanted <= {span.name for span in server.spans.traces_of(trace_id)}, timeout=30,
-                   message="the three deployments' spans did not all arrive")
+        wait_until(
+            lambda: wanted <= {span.name for span in server.spans.traces_of(trace_id)},
+            timeout=30,
+            message="the three deployments' spans did not all arrive",
+        )
         spans = server.spans.traces_of(trace_id)
         by_id = {span.span_id: span for span in spans}
 
@@ -258,8 +295,11 @@ class TestObservability:
             [span] = [span for span in spans if span.name == name]
             return by_id[span.parent_span_id]
 
-        assert {span.service for span in spans} == {"flashvqa-gateway", "flashvqa-vision-encoder",
-                                                    "flashvqa-llm-decoder"}
+        assert {span.service for span in spans} == {
+            "flashvqa-gateway",
+            "flashvqa-vision-encoder",
+            "flashvqa-llm-decoder",
+        }
         for name in ("encoder.queue", "encoder.encode"):
             assert parent(name).name == "vision_encoder"
         for name in ("decoder.image_transfer", "decoder.queue", "decoder.prefill", "decoder.decode"):
@@ -272,13 +312,17 @@ class TestObservability:
         request_line = '{"request_id":"' + response.headers["x-request-id"] + '"'
         wait_until(lambda: request_line in server.log.read_text(), timeout=15, message="no request log line")
         [line] = [line for line in server.log.read_text().splitlines() if request_line in line]
-        logged = json.loads(line[line.index("{"):])
+        logged = json.loads(line[line.index("{") :])
         assert (logged["trace_id"], logged["status"], logged["completion_tokens"]) == (trace_id, 200, 3)
 
     def test_metrics_of_every_deployment_reach_metrics(self, server: Server) -> None:
         assert len(_served_tokens(server, _openai_messages("Count me", [_png(64, 64, seed=12)]), max_tokens=3)) >= 1
-        wanted = ("flashvqa_requests_total", "flashvqa_encode_seconds_count", "flashvqa_prefill_seconds_count",
-                  "flashvqa_decoder_running_sequences")
+        wanted = (
+            "flashvqa_requests_total",
+            "flashvqa_encode_seconds_count",
+            "flashvqa_prefill_seconds_count",
+            "flashvqa_decoder_running_sequences",
+        )
 
         def exported() -> bool:
             text = httpx.get(f"{server.url}/metrics", timeout=10).text
@@ -312,8 +356,9 @@ class TestWebPage:
             page.evaluate("window.flashvqaTestIgnoreEos = true")
             page.fill("#question", "And the total?")
             page.press("#question", "Enter")
-            page.wait_for_function("document.querySelectorAll('.turn.assistant')[1].querySelector('.text')"
-                                   ".textContent.length > 0")
+            page.wait_for_function(
+                "document.querySelectorAll('.turn.assistant')[1].querySelector('.text').textContent.length > 0"
+            )
             page.click("#stop")
             page.wait_for_selector("#stop", state="hidden")
             meta = page.eval_on_selector_all(".turn.assistant .meta", "nodes => nodes[1].textContent")

@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, message: str = "condition not reached in time"
-               ) -> None:
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, message: str = "condition not reached in time"
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, message

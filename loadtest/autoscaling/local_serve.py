@@ -81,5 +81,3 @@ class ReplicaCounter:
                 running[pool] = sum(count for state, count in states.items() if state == "RUNNING")
                 total[pool] = sum(states.values())
             self.samples.append(ReplicaSample(time.monotonic() - self._origin, running, total))
-
-

@@ -36,10 +36,22 @@ def plot_timeline(timeline: Timeline, out: Path) -> None:
 def _replicas(axis: Axes, timeline: Timeline) -> None:
     seconds = [sample.seconds for sample in timeline.replicas]
     for pool, colour in POOL_COLOURS.items():
-        axis.step(seconds, [sample.running[pool] for sample in timeline.replicas], where="post", color=colour,
-                  linewidth=2, label=f"{pool} serving")
-        axis.step(seconds, [sample.total[pool] for sample in timeline.replicas], where="post", color=colour,
-                  linestyle=":", label=f"{pool} incl. starting / draining")
+        axis.step(
+            seconds,
+            [sample.running[pool] for sample in timeline.replicas],
+            where="post",
+            color=colour,
+            linewidth=2,
+            label=f"{pool} serving",
+        )
+        axis.step(
+            seconds,
+            [sample.total[pool] for sample in timeline.replicas],
+            where="post",
+            color=colour,
+            linestyle=":",
+            label=f"{pool} incl. starting / draining",
+        )
     axis.set_ylabel("replicas")
     axis.set_ylim(0, timeline.max_replicas + 0.5)
     axis.set_yticks(range(timeline.max_replicas + 1))
@@ -47,8 +59,9 @@ def _replicas(axis: Axes, timeline: Timeline) -> None:
 
 
 def _latency(axis: Axes, timeline: Timeline) -> None:
-    finished = sorted((record.started_s + record.seconds, record.seconds * 1000) for record in timeline.requests
-                      if record.ok)
+    finished = sorted(
+        (record.started_s + record.seconds, record.seconds * 1000) for record in timeline.requests if record.ok
+    )
     if not finished:
         return
     ends = np.array([end for end, _ in finished])
@@ -81,6 +94,11 @@ def _shade_phases(axis: Axes, timeline: Timeline, label: bool) -> None:
         if phase.load in SHADES:
             axis.axvspan(phase.start_s, phase.end_s, color=SHADES[phase.load], alpha=0.08)
         if label:
-            axis.text((phase.start_s + phase.end_s) / 2, timeline.max_replicas + 0.25,
-                      f"{phase.load.value}" + (f", {phase.users} users" if phase.users else ""),
-                      ha="center", va="center", fontsize="small")
+            axis.text(
+                (phase.start_s + phase.end_s) / 2,
+                timeline.max_replicas + 0.25,
+                f"{phase.load.value}" + (f", {phase.users} users" if phase.users else ""),
+                ha="center",
+                va="center",
+                fontsize="small",
+            )

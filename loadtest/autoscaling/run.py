@@ -56,8 +56,9 @@ def record(model: Path, scenario: Scenario) -> Timeline:
             asyncio.run(traffic.run())
         finally:
             counter.stop()
-    return Timeline(phase_spans(scenario.phases), counter.samples, traffic.records, min_replicas=1,
-                    max_replicas=MAX_REPLICAS)
+    return Timeline(
+        phase_spans(scenario.phases), counter.samples, traffic.records, min_replicas=1, max_replicas=MAX_REPLICAS
+    )
 
 
 if __name__ == "__main__":

@@ -59,22 +59,32 @@ CI = Scenario(
         Phase(Load.IDLE, 20),
     ),
     # The mean over the look-back window, the upscale delay and one report's travel, with a second to spare.
-    reaction_s=_FAST_AUTOSCALING["look_back_period_s"] + _FAST_AUTOSCALING["upscale_delay_s"]
-    + _FAST_AUTOSCALING["metrics_interval_s"] + 1,
+    reaction_s=_FAST_AUTOSCALING["look_back_period_s"]
+    + _FAST_AUTOSCALING["upscale_delay_s"]
+    + _FAST_AUTOSCALING["metrics_interval_s"]
+    + 1,
     image_heavy_max_tokens=2,
     decode_heavy_max_tokens=96,
     serve_overrides={
         # Six replicas and a gateway on a shared 2-core machine: Ray's CPU accounting must not be what stops them.
-        "encoder": {"autoscaling_config": _FAST_AUTOSCALING | {"target_megapixels_per_replica": 0.9},
-                    "ray_actor_options": {"num_cpus": 0.25}},
+        "encoder": {
+            "autoscaling_config": _FAST_AUTOSCALING | {"target_megapixels_per_replica": 0.9},
+            "ray_actor_options": {"num_cpus": 0.25},
+        },
         # Eight decode-heavy users ask for three replicas. A screenshot is ~1,150 prompt tokens: at the CPU's
         # default step budget (192) its prefill takes six steps, and once three encoder replicas feed it, one
         # decoder replica held enough prompts to ask for a second under image-heavy load. One step per prompt
         # and a target of 3.5 keep image-heavy load the encoder's.
-        "decoder": {"autoscaling_config": _FAST_AUTOSCALING | {"target_sequences_per_replica": 3.5},
-                    "max_num_batched_tokens": 2048,
-                    "ray_actor_options": {"num_cpus": 0.25}, "graceful_shutdown_timeout_s": 60},
-        "gateway": {"max_pixels": SCREENSHOT_PIXELS, "ray_actor_options": {"num_cpus": 0.25},
-                    "max_queued_requests": -1},
+        "decoder": {
+            "autoscaling_config": _FAST_AUTOSCALING | {"target_sequences_per_replica": 3.5},
+            "max_num_batched_tokens": 2048,
+            "ray_actor_options": {"num_cpus": 0.25},
+            "graceful_shutdown_timeout_s": 60,
+        },
+        "gateway": {
+            "max_pixels": SCREENSHOT_PIXELS,
+            "ray_actor_options": {"num_cpus": 0.25},
+            "max_queued_requests": -1,
+        },
     },
 )

@@ -43,8 +43,10 @@ class Traffic:
         async with httpx.AsyncClient(base_url=self._url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
             for index, phase in enumerate(self._scenario.phases):
                 ends = time.monotonic() + phase.seconds
-                await asyncio.gather(*(self._user(client, index, phase, ends) for _ in range(phase.users)),
-                                     asyncio.sleep(max(ends - time.monotonic(), 0)))
+                await asyncio.gather(
+                    *(self._user(client, index, phase, ends) for _ in range(phase.users)),
+                    asyncio.sleep(max(ends - time.monotonic(), 0)),
+                )
 
     async def _user(self, client: httpx.AsyncClient, index: int, phase: Phase, ends: float) -> None:
         while time.monotonic() < ends:

@@ -32,14 +32,20 @@ def checks(timeline: Timeline, reaction_s: float) -> list[Check]:
         if not samples:
             found.append(Check(name, False, "no replica counts were recorded"))
         elif phase.load is Load.IDLE:
-            found.append(_at_minimum(f"{name}: both pools back at the minimum", samples[-1], (ENCODER, DECODER),
-                                     timeline.min_replicas))
+            found.append(
+                _at_minimum(
+                    f"{name}: both pools back at the minimum", samples[-1], (ENCODER, DECODER), timeline.min_replicas
+                )
+            )
         else:
             grows, stays = OWNER[phase.load]
             found.append(_grows(f"{name}: {grows} scales up", samples, grows, timeline.min_replicas))
             found.append(_stays(f"{name}: {stays} does not", phase, samples, stays, reaction_s))
-            found.append(_at_minimum(f"{name}: {stays} back at the minimum by its end", samples[-1], (stays,),
-                                     timeline.min_replicas))
+            found.append(
+                _at_minimum(
+                    f"{name}: {stays} back at the minimum by its end", samples[-1], (stays,), timeline.min_replicas
+                )
+            )
     return found
 
 
@@ -68,5 +74,6 @@ def _stays(name: str, phase: PhaseSpan, samples: list[ReplicaSample], pool: str,
 
 def _at_minimum(name: str, last: ReplicaSample, pools: tuple[str, ...], min_replicas: int) -> Check:
     counts = {pool: last.total[pool] for pool in pools}
-    return Check(name, all(count == min_replicas for count in counts.values()),
-                 f"{counts} at the end (minimum {min_replicas})")
+    return Check(
+        name, all(count == min_replicas for count in counts.values()), f"{counts} at the end (minimum {min_replicas})"
+    )

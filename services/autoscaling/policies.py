@@ -13,8 +13,7 @@ def encoder_replicas(signal: EncoderSignal, target_megapixels_per_replica: float
     return signal.total_pixels / (target_megapixels_per_replica * 1e6)
 
 
-def decoder_replicas(signal: DecoderSignal, target_sequences_per_replica: float, target_kv_cache_usage: float
-                     ) -> float:
+def decoder_replicas(signal: DecoderSignal, target_sequences_per_replica: float, target_kv_cache_usage: float) -> float:
     """Enough replicas for the sequences (decode slots) or for their KV cache, whichever needs more:
     a pool of long contexts fills its caches before its slots."""
     assert target_sequences_per_replica > 0 and 0 < target_kv_cache_usage <= 1

@@ -40,8 +40,10 @@ class PoolAutoscaling(BaseModel):
         # means to refuse it.
         push_period_s = self.metrics_interval_s or SERVE_METRICS_INTERVAL_S
         if self.look_back_period_s <= push_period_s:
-            raise ValueError(f"look_back_period_s ({self.look_back_period_s}) must be greater than the "
-                             f"replicas' push period, metrics_interval_s ({push_period_s})")
+            raise ValueError(
+                f"look_back_period_s ({self.look_back_period_s}) must be greater than the "
+                f"replicas' push period, metrics_interval_s ({push_period_s})"
+            )
         return self
 
     def _serve_config(self, policy: type, policy_kwargs: dict[str, float]) -> dict[str, Any]:
@@ -52,13 +54,16 @@ class PoolAutoscaling(BaseModel):
 
 class EncoderAutoscaling(PoolAutoscaling):
     target_megapixels_per_replica: float = Field(
-        2.0, gt=0, description="pixels of images queued or in a batch per replica that Serve aims for (cache hits "
-        "and images already being encoded for another request do not count)"
+        2.0,
+        gt=0,
+        description="pixels of images queued or in a batch per replica that Serve aims for (cache hits "
+        "and images already being encoded for another request do not count)",
     )
 
     def serve_config(self) -> dict[str, Any]:
-        return self._serve_config(EncoderAutoscalingPolicy,
-                                  {"target_megapixels_per_replica": self.target_megapixels_per_replica})
+        return self._serve_config(
+            EncoderAutoscalingPolicy, {"target_megapixels_per_replica": self.target_megapixels_per_replica}
+        )
 
 
 class DecoderAutoscaling(PoolAutoscaling):
@@ -70,7 +75,10 @@ class DecoderAutoscaling(PoolAutoscaling):
     )
 
     def serve_config(self) -> dict[str, Any]:
-        return self._serve_config(DecoderAutoscalingPolicy, {
-            "target_sequences_per_replica": self.target_sequences_per_replica,
-            "target_kv_cache_usage": self.target_kv_cache_usage,
-        })
+        return self._serve_config(
+            DecoderAutoscalingPolicy,
+            {
+                "target_sequences_per_replica": self.target_sequences_per_replica,
+                "target_kv_cache_usage": self.target_kv_cache_usage,
+            },
+        )

@@ -107,8 +107,10 @@ def _refuse_trailing_data(png: bytes) -> None:
         offset += 12 + length  # length, type, data, CRC
         if kind == b"IEND":
             if offset < len(png):
-                raise ImageInputError(f"image has {len(png) - offset} bytes after the end of the PNG "
-                                      "(files that are also another format are refused)")
+                raise ImageInputError(
+                    f"image has {len(png) - offset} bytes after the end of the PNG "
+                    "(files that are also another format are refused)"
+                )
             return
 
 

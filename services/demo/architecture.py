@@ -46,7 +46,9 @@ def new_demo_model(dims: DemoDims, seed: int) -> tuple[Glm4vForConditionalGenera
     text.num_attention_heads, text.num_key_value_heads = dims.text_heads, dims.text_kv_heads
     text.intermediate_size = dims.text_intermediate
     text.rope_parameters = {
-        **text.rope_parameters, "rope_theta": dims.rope_theta, "mrope_section": list(dims.mrope_section),
+        **text.rope_parameters,
+        "rope_theta": dims.rope_theta,
+        "mrope_section": list(dims.mrope_section),
     }
     vision.hidden_size, vision.depth, vision.num_heads = dims.vision_hidden, dims.vision_depth, dims.vision_heads
     vision.intermediate_size, vision.out_hidden_size = dims.vision_intermediate, dims.text_hidden

@@ -48,6 +48,11 @@ def make_batch(processor: Any, samples: list[Sample], stop_token_id: int, pad_to
     input_ids = padded(0, pad_token_id)
     attention_mask = torch.tensor([[1] * len(ids) + [0] * (length - len(ids)) for ids, _, _ in rows])
     return Batch(
-        input_ids, attention_mask, padded(1, IGNORE), padded(2, 0),
-        torch.cat(pixel_values), torch.cat(grids), tuple(samples),
+        input_ids,
+        attention_mask,
+        padded(1, IGNORE),
+        padded(2, 0),
+        torch.cat(pixel_values),
+        torch.cat(grids),
+        tuple(samples),
     )

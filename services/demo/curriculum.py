@@ -25,8 +25,13 @@ DEFAULT_CURRICULUM: tuple[Stage, ...] = (
 # answers; reading a total or a number digit by digit, and counting, take thousands (trained on totals and
 # numbers alone, the decoder read only a total's first digit after 1,500 steps, 88% of totals after 2,700).
 DRAW_WEIGHTS: dict[QuestionKind, float] = {
-    QuestionKind.COLOUR: 1, QuestionKind.SHAPE: 1, QuestionKind.TRAVEL: 1, QuestionKind.WORD: 1,
-    QuestionKind.COUNT: 2, QuestionKind.NUMBER: 4, QuestionKind.TOTAL: 4,
+    QuestionKind.COLOUR: 1,
+    QuestionKind.SHAPE: 1,
+    QuestionKind.TRAVEL: 1,
+    QuestionKind.WORD: 1,
+    QuestionKind.COUNT: 2,
+    QuestionKind.NUMBER: 4,
+    QuestionKind.TOTAL: 4,
 }
 
 

@@ -54,7 +54,9 @@ def split_of(scene: Scene) -> Split:
 
 
 def samples(
-    split: Split, seed: int, kinds: Iterable[QuestionKind] = tuple(QuestionKind),
+    split: Split,
+    seed: int,
+    kinds: Iterable[QuestionKind] = tuple(QuestionKind),
     weights: Mapping[QuestionKind, float] | None = None,
 ) -> Iterator[Sample]:
     """An endless stream of `split`'s samples: kinds drawn in proportion to `weights` (default: uniformly),

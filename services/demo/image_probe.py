@@ -16,9 +16,14 @@ TOTAL_DIGITS = 5  # every total reads "ddd.dd"
 _NO_TENS = 10  # the tens class of a one-digit number
 # attribute -> number of classes. Numbers and totals are read digit by digit, like their answers' tokens.
 ATTRIBUTES: dict[str, int] = {
-    "colour": len(COLOURS), "shape": len(SHAPES), "count": MAX_COUNT,
-    "number_tens": _NO_TENS + 1, "number_units": 10, "word": len(WORDS),
-    "category": len(CATEGORIES), **{f"total_{i}": 10 for i in range(TOTAL_DIGITS)},
+    "colour": len(COLOURS),
+    "shape": len(SHAPES),
+    "count": MAX_COUNT,
+    "number_tens": _NO_TENS + 1,
+    "number_units": 10,
+    "word": len(WORDS),
+    "category": len(CATEGORIES),
+    **{f"total_{i}": 10 for i in range(TOTAL_DIGITS)},
 }
 
 

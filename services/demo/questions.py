@@ -23,7 +23,8 @@ LANGUAGES = ("en", "zh")
 
 _TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
     QuestionKind.COLOUR: {
-        "en": ("What colour is the shape?", "What color are the shapes?"), "zh": ("图形是什么颜色?",),
+        "en": ("What colour is the shape?", "What color are the shapes?"),
+        "zh": ("图形是什么颜色?",),
     },
     QuestionKind.SHAPE: {"en": ("What shape is this?", "Which shape is shown?"), "zh": ("这是什么形状?",)},
     QuestionKind.COUNT: {"en": ("How many shapes are there?", "How many are there?"), "zh": ("图中有几个图形?",)},

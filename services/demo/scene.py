@@ -15,18 +15,28 @@ MAX_COUNT = 5
 
 # (English, Chinese, RGB): the Chinese names are the tokenizer corpus's.
 COLOURS: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
-    ("red", "红色", (220, 30, 30)), ("green", "绿色", (30, 160, 50)), ("blue", "蓝色", (30, 60, 220)),
-    ("yellow", "黄色", (240, 210, 20)), ("black", "黑色", (0, 0, 0)), ("orange", "橙色", (245, 130, 20)),
+    ("red", "红色", (220, 30, 30)),
+    ("green", "绿色", (30, 160, 50)),
+    ("blue", "蓝色", (30, 60, 220)),
+    ("yellow", "黄色", (240, 210, 20)),
+    ("black", "黑色", (0, 0, 0)),
+    ("orange", "橙色", (245, 130, 20)),
     ("purple", "紫色", (140, 40, 170)),
 )
 SHAPES: tuple[tuple[str, str], ...] = (
-    ("circle", "圆形"), ("square", "正方形"), ("triangle", "三角形"), ("star", "星形"),
+    ("circle", "圆形"),
+    ("square", "正方形"),
+    ("triangle", "三角形"),
+    ("star", "星形"),
 )
 WORDS: tuple[str, ...] = ("cat", "sun", "tea", "bus", "map", "pen", "red", "box", "car", "hat", "cup", "key")
 # (English word printed on the receipt, Chinese name, counts as travel). No CJK font is installed, so the
 # receipt prints the English category; questions and answers still come in both languages.
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
-    ("TRANSPORT", "交通", True), ("LODGING", "住宿", True), ("MEALS", "餐饮", False), ("OFFICE", "办公", False),
+    ("TRANSPORT", "交通", True),
+    ("LODGING", "住宿", True),
+    ("MEALS", "餐饮", False),
+    ("OFFICE", "办公", False),
 )
 MERCHANTS: tuple[str, ...] = ("CITY TAXI", "RAIL 12306", "HOTEL LOTUS", "NOODLE BAR", "TEA HOUSE", "PAPER CO")
 

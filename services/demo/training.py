@@ -104,7 +104,10 @@ def _set_learning_rates(optimizer: torch.optim.Optimizer, step: int, config: Tra
 
 
 def _optimizer_step(
-    model: Glm4vForConditionalGeneration, probe: ImageProbe, optimizer: torch.optim.Optimizer, batch: Batch,
+    model: Glm4vForConditionalGeneration,
+    probe: ImageProbe,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
     probe_weight: float,
 ) -> tuple[float, float]:
     answer_loss, probe_loss = _losses(model, probe, batch)
@@ -119,8 +122,11 @@ def _losses(model: Glm4vForConditionalGeneration, probe: ImageProbe, batch: Batc
     # The vision tower runs once: its merged tokens feed both the decoder and the probe.
     image = model.model.get_image_features(batch.pixel_values, batch.image_grid_thw, return_dict=True)
     output = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
-        image_grid_thw=batch.image_grid_thw, mm_token_type_ids=batch.mm_token_type_ids,
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        labels=batch.labels,
+        image_grid_thw=batch.image_grid_thw,
+        mm_token_type_ids=batch.mm_token_type_ids,
         mm_encoder_outputs={"image": image},
     )
     return output.loss, probe.loss(image.pooler_output, probe_targets(batch.samples))
@@ -132,8 +138,11 @@ def teacher_forced_accuracy(model: Glm4vForConditionalGeneration, batch: Batch) 
     prefix is exactly what greedy decoding needs to produce the answer, so this equals greedy exact match."""
     model.eval()
     logits = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, pixel_values=batch.pixel_values,
-        image_grid_thw=batch.image_grid_thw, mm_token_type_ids=batch.mm_token_type_ids,
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        pixel_values=batch.pixel_values,
+        image_grid_thw=batch.image_grid_thw,
+        mm_token_type_ids=batch.mm_token_type_ids,
     ).logits
     model.train()
     predicted, targets = logits[:, :-1].argmax(-1), batch.labels[:, 1:]
@@ -166,11 +175,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-per-group", type=int, default=TrainConfig.eval_per_group)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     args = parser.parse_args(argv)
-    train(TrainConfig(
-        out=args.out, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, vision_lr_scale=args.vision_lr_scale, probe_weight=args.probe_weight,
-        eval_every=args.eval_every, eval_per_group=args.eval_per_group, seed=args.seed,
-    ))
+    train(
+        TrainConfig(
+            out=args.out,
+            steps=args.steps,
+            minutes=args.minutes,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            vision_lr_scale=args.vision_lr_scale,
+            probe_weight=args.probe_weight,
+            eval_every=args.eval_every,
+            eval_per_group=args.eval_per_group,
+            seed=args.seed,
+        )
+    )
 
 
 if __name__ == "__main__":

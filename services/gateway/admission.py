@@ -37,9 +37,13 @@ class Admission:
         if not decision.allowed:
             exhausted = decision.tokens is not None and decision.tokens.remaining <= 0
             metrics().rate_limit_refusals.inc(limit="tokens" if exhausted else "requests")
-            raise APIError(429, f"rate limit reached for tenant {tenant.name!r}; retry after "
-                                f"{decision.retry_after_s:.1f} s", type="rate_limit_error",
-                           code="rate_limit_exceeded", headers=decision.headers())
+            raise APIError(
+                429,
+                f"rate limit reached for tenant {tenant.name!r}; retry after {decision.retry_after_s:.1f} s",
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers=decision.headers(),
+            )
         return Admitted(tenant, decision.headers())
 
     async def charge_tokens(self, tenant: Tenant, tokens: int) -> None:
@@ -48,11 +52,14 @@ class Admission:
             await self._limiter.acquire(tenant.name, self.limits(tenant), requests=0, tokens=tokens, force=True)
 
     def limits(self, tenant: Tenant) -> Limits:
-        return Limits(tenant.requests_per_minute or self._options.requests_per_minute,
-                      tenant.tokens_per_minute or self._options.tokens_per_minute)
+        return Limits(
+            tenant.requests_per_minute or self._options.requests_per_minute,
+            tenant.tokens_per_minute or self._options.tokens_per_minute,
+        )
 
     def estimate_prompt_tokens(self, text: str, image_sizes: list[tuple[int, int]]) -> int:
         """Before tokenization: about 4 bytes of UTF-8 per text token, one token per merged patch."""
-        image_tokens = sum(math.ceil(width * height / self._options.pixels_per_image_token)
-                           for width, height in image_sizes)
+        image_tokens = sum(
+            math.ceil(width * height / self._options.pixels_per_image_token) for width, height in image_sizes
+        )
         return math.ceil(len(text.encode()) / 4) + image_tokens

@@ -41,8 +41,9 @@ class AnswerObserver:
             self._record.prompt_tokens, self._record.completion_tokens = prompt_tokens, completion_tokens
             self._record.finish_reason = output.finish_reason
         if self._span is not None:
-            self._span.set_attributes({"flashvqa.completion_tokens": completion_tokens,
-                                       "flashvqa.finish_reason": output.finish_reason or ""})
+            self._span.set_attributes(
+                {"flashvqa.completion_tokens": completion_tokens, "flashvqa.finish_reason": output.finish_reason or ""}
+            )
             self._span.end()
             self._span = None
 

@@ -50,8 +50,11 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
     app.state.gateway = gateway
     app.add_middleware(BodySizeLimit, max_bytes=gateway.options.max_body_bytes)
     if gateway.options.max_in_flight is not None:  # outside the body limit: refuses before a byte is read
-        app.add_middleware(InFlightLimit, max_in_flight=gateway.options.max_in_flight,
-                           retry_after_ms=gateway.options.overload_retry_after_ms)
+        app.add_middleware(
+            InFlightLimit,
+            max_in_flight=gateway.options.max_in_flight,
+            retry_after_ms=gateway.options.overload_retry_after_ms,
+        )
     # Added last, so outermost: it also sees what the body limit refuses.
     app.add_middleware(RequestTelemetry, proxy_sets_request_id=behind_serve_proxy)
     _add_error_handlers(app)
@@ -78,8 +81,10 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
         top_p: Annotated[float, Form(gt=0, le=1)] = 1.0,
         seed: Annotated[int | None, Form()] = None,
         enable_thinking: Annotated[bool, Form()] = False,
-        response_format: Annotated[str | None, Form(description="the chat completion `response_format`, as JSON "
-                                                                 "text, e.g. {\"type\": \"json_object\"}")] = None,
+        response_format: Annotated[
+            str | None,
+            Form(description='the chat completion `response_format`, as JSON text, e.g. {"type": "json_object"}'),
+        ] = None,
     ) -> JSONResponse | StreamingResponse:
         """One picture and one question as multipart form data (for mobile clients); the answer comes
         back in the chat completion format, as JSON or, with `stream=true`, as server-sent events."""
@@ -91,9 +96,15 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
         answer_format = _form_response_format(response_format)
         try:
             body = ChatCompletionRequest(
-                messages=[ChatMessage(role="user", content=[
-                    ImagePart(type="image_url", image_url=ImageURL(url=data_url)), TextPart(type="text", text=question),
-                ])],
+                messages=[
+                    ChatMessage(
+                        role="user",
+                        content=[
+                            ImagePart(type="image_url", image_url=ImageURL(url=data_url)),
+                            TextPart(type="text", text=question),
+                        ],
+                    )
+                ],
                 stream=stream,
                 stream_options=StreamOptions(include_usage=True) if stream else None,
                 max_completion_tokens=max_tokens,
@@ -111,8 +122,9 @@ def create_app(gateway: Gateway, behind_serve_proxy: bool = False) -> FastAPI:
             raise ImageInputError(str(error), "image") from None
 
     @app.get("/v1/models")
-    async def models(gateway: Annotated[Gateway, Depends(_gateway)],
-                     authorization: Annotated[str | None, Header()] = None) -> ModelList:
+    async def models(
+        gateway: Annotated[Gateway, Depends(_gateway)], authorization: Annotated[str | None, Header()] = None
+    ) -> ModelList:
         gateway.admission.authenticate(authorization)
         return ModelList(data=[ModelCard(id=gateway.options.model_name)])
 
@@ -151,15 +163,17 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-async def _admit(gateway: Annotated[Gateway, Depends(_gateway)],
-                 authorization: Annotated[str | None, Header()] = None) -> Admitted:
+async def _admit(
+    gateway: Annotated[Gateway, Depends(_gateway)], authorization: Annotated[str | None, Header()] = None
+) -> Admitted:
     return await gateway.admission.admit(authorization)
 
 
 async def _deadline(
     gateway: Annotated[Gateway, Depends(_gateway)],
-    x_request_timeout: Annotated[float | None, Header(gt=0, allow_inf_nan=False,
-                                                      description="seconds; the server's default otherwise")] = None,
+    x_request_timeout: Annotated[
+        float | None, Header(gt=0, allow_inf_nan=False, description="seconds; the server's default otherwise")
+    ] = None,
 ) -> float:
     """The request's deadline in event loop time: the client's timeout, capped by the server's maximum."""
     options = gateway.options
@@ -167,8 +181,9 @@ async def _deadline(
     return asyncio.get_running_loop().time() + timeout
 
 
-async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Admitted,
-                    deadline: float) -> JSONResponse | StreamingResponse:
+async def _complete(
+    gateway: Gateway, body: ChatCompletionRequest, admitted: Admitted, deadline: float
+) -> JSONResponse | StreamingResponse:
     completion_id = new_completion_id()
     model = gateway.options.model_name
     report = RequestReport()
@@ -183,10 +198,14 @@ async def _complete(gateway: Gateway, body: ChatCompletionRequest, admitted: Adm
         await outputs.aclose()  # type: ignore[attr-defined]
         raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    events = completion_events(first, outputs, completion_id, model, include_usage, body.return_token_ids,
-                               report.provenance_json())
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", **admitted.headers, **report.headers()})
+    events = completion_events(
+        first, outputs, completion_id, model, include_usage, body.return_token_ids, report.provenance_json()
+    )
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", **admitted.headers, **report.headers()},
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -206,8 +225,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(error.__cause__, BodyTooLargeError):
             return error_response(to_api_error(error.__cause__))
         if isinstance(error.__cause__, UnicodeDecodeError):
-            return error_response(APIError(400, f"request body is not UTF-8 JSON ({error.__cause__.reason} at byte "
-                                                f"{error.__cause__.start})"))
+            return error_response(
+                APIError(
+                    400, f"request body is not UTF-8 JSON ({error.__cause__.reason} at byte {error.__cause__.start})"
+                )
+            )
         kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
         return error_response(APIError(error.status_code, str(error.detail), type=kind))
 

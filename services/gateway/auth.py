@@ -60,9 +60,16 @@ class Authenticator:
 
     def __init__(self, tenants: list[TenantConfig], allow_anonymous: bool) -> None:
         self._digests: list[tuple[bytes, Tenant]] = [
-            (bytes.fromhex(digest), Tenant(name=config.name, requests_per_minute=config.requests_per_minute,
-                                           tokens_per_minute=config.tokens_per_minute))
-            for config in tenants for digest in config.key_sha256
+            (
+                bytes.fromhex(digest),
+                Tenant(
+                    name=config.name,
+                    requests_per_minute=config.requests_per_minute,
+                    tokens_per_minute=config.tokens_per_minute,
+                ),
+            )
+            for config in tenants
+            for digest in config.key_sha256
         ]
         self.allow_anonymous = allow_anonymous
         assert self._digests or allow_anonymous, "no API keys and anonymous access off: nobody could call us"
@@ -73,8 +80,10 @@ class Authenticator:
         path = path or os.environ.get(API_KEYS_FILE_ENV)
         if not path:
             if not allow_anonymous:
-                raise ValueError(f"configure API keys (auth.api_keys_file or ${API_KEYS_FILE_ENV}) "
-                                 "or allow anonymous access explicitly (auth.allow_anonymous)")
+                raise ValueError(
+                    f"configure API keys (auth.api_keys_file or ${API_KEYS_FILE_ENV}) "
+                    "or allow anonymous access explicitly (auth.allow_anonymous)"
+                )
             return cls([], allow_anonymous=True)
         key_file = ApiKeyFile.model_validate(yaml.safe_load(Path(path).read_text()))
         return cls(key_file.tenants, allow_anonymous)
@@ -100,5 +109,6 @@ class Authenticator:
 
 
 def _unauthorized(message: str) -> APIError:
-    return APIError(401, message, type="authentication_error", code="invalid_api_key",
-                    headers={"WWW-Authenticate": "Bearer"})
+    return APIError(
+        401, message, type="authentication_error", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+    )

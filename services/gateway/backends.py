@@ -37,8 +37,9 @@ class InProcessBackends:
 
     async def generate(self, request: DecodeRequest, images: list[EncodeRequest]) -> AsyncIterator[RequestOutput]:
         loop = asyncio.get_running_loop()
-        encodes: list[asyncio.Task[ImageEmbedding]] = [loop.create_task(self._encoder.encode(image))
-                                                       for image in images]
+        encodes: list[asyncio.Task[ImageEmbedding]] = [
+            loop.create_task(self._encoder.encode(image)) for image in images
+        ]
         try:
             async for output in generate_traced(self._engine, request, encodes):
                 yield output

@@ -44,8 +44,9 @@ from services.vision_encoder.encode_request import EncodeRequest
 
 
 class ChatService:
-    def __init__(self, backends: Backends, options: GatewayOptions, admission: Admission,
-                 cache: ResponseCache | None) -> None:
+    def __init__(
+        self, backends: Backends, options: GatewayOptions, admission: Admission, cache: ResponseCache | None
+    ) -> None:
         self._backends = backends
         self.options = options
         self._admission = admission
@@ -56,8 +57,9 @@ class ChatService:
         # Cached answers were checked under this policy; another policy must not reuse them.
         self._policy_version = hashlib.blake2b(options.safety.model_dump_json().encode(), digest_size=8).hexdigest()
 
-    async def outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float,
-                      report: RequestReport) -> AsyncIterator[RequestOutput]:
+    async def outputs(
+        self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float, report: RequestReport
+    ) -> AsyncIterator[RequestOutput]:
         """The decoder's outputs for this request, until `deadline` (event loop time). Client errors and
         blocked content raise before the first output; `report` collects what the checks found."""
         observer = AnswerObserver(current_record())
@@ -69,8 +71,9 @@ class ChatService:
         finally:
             observer.close()
 
-    async def _outputs(self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float,
-                       report: RequestReport) -> AsyncGenerator[RequestOutput, None]:
+    async def _outputs(
+        self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float, report: RequestReport
+    ) -> AsyncGenerator[RequestOutput, None]:
         record = current_record()
         prompt_text = "".join(_texts(request.messages))
         if record is not None:
@@ -91,14 +94,21 @@ class ChatService:
         # adds no latency. The provenance check reads what the client sent, so it runs on cache hits too.
         checks = _ImageChecks(
             provenance=asyncio.ensure_future(self._check_provenance(uploads))
-            if uploads and self._provenance.enabled else None,
+            if uploads and self._provenance.enabled
+            else None,
         )
         try:
             params = request.to_sampling_params()
             key = None
             if self._cache is not None and is_cacheable(params, self.options.cache):
-                key = cache_key(self.options.model_name, messages, [image.content_hash for image in images], params,
-                                request.enable_thinking, self._policy_version)
+                key = cache_key(
+                    self.options.model_name,
+                    messages,
+                    [image.content_hash for image in images],
+                    params,
+                    request.enable_thinking,
+                    self._policy_version,
+                )
                 with stage("cache.lookup"):
                     cached = await self._cache.get(key)
                 result = "miss" if cached is None else "hit"
@@ -118,8 +128,9 @@ class ChatService:
             carrier = current_carrier()
             encodes = [EncodeRequest(image, wall_deadline, carrier) for image in images]
             affinity_key = conversation_affinity_key(messages, [image.content_hash for image in images])
-            decode_request = DecodeRequest(request_id, messages, params, request.enable_thinking, wall_deadline,
-                                           carrier, affinity_key)
+            decode_request = DecodeRequest(
+                request_id, messages, params, request.enable_thinking, wall_deadline, carrier, affinity_key
+            )
             answer_checker = self._safety.answer_checker()
             outputs: list[RequestOutput] = []
             async with aclosing(within_deadline(self._backends.generate(decode_request, encodes), deadline)) as stream:
@@ -142,8 +153,9 @@ class ChatService:
 
     async def _check_images(self, images: list[RawImage]) -> list[SafetyVerdict]:
         with stage("safety.image", images=len(images)):
-            verdicts = await asyncio.gather(*(asyncio.to_thread(self._safety.check_image, image.to_image())
-                                              for image in images))
+            verdicts = await asyncio.gather(
+                *(asyncio.to_thread(self._safety.check_image, image.to_image()) for image in images)
+            )
         return counted([verdict for image_verdicts in verdicts for verdict in image_verdicts])
 
     async def _check_provenance(self, uploads: list[Upload]) -> list[ProvenanceReport]:
@@ -160,18 +172,31 @@ class ChatService:
     def _validate(self, request: ChatCompletionRequest, prompt_text: str) -> None:
         options = self.options
         if request.model not in (None, options.model_name):
-            raise APIError(404, f"model {request.model!r} does not exist; this server serves "
-                                f"{options.model_name!r}", param="model", code="model_not_found")
+            raise APIError(
+                404,
+                f"model {request.model!r} does not exist; this server serves {options.model_name!r}",
+                param="model",
+                code="model_not_found",
+            )
         if len(request.messages) > options.max_messages:
-            raise APIError(400, f"{len(request.messages)} messages; at most {options.max_messages} are accepted",
-                           param="messages")
+            raise APIError(
+                400, f"{len(request.messages)} messages; at most {options.max_messages} are accepted", param="messages"
+            )
         if len(prompt_text) > options.max_prompt_chars:
-            raise APIError(400, f"the messages hold more than {options.max_prompt_chars} characters of text",
-                           param="messages", code="context_length_exceeded")
+            raise APIError(
+                400,
+                f"the messages hold more than {options.max_prompt_chars} characters of text",
+                param="messages",
+                code="context_length_exceeded",
+            )
         if request.constrains_answer and request.enable_thinking:
             # The grammar constrains the answer from its first token, where a thinking model would begin to think.
-            raise APIError(400, "response_format cannot be combined with chat_template_kwargs.enable_thinking",
-                           param="response_format", code="invalid_response_format")
+            raise APIError(
+                400,
+                "response_format cannot be combined with chat_template_kwargs.enable_thinking",
+                param="response_format",
+                code="invalid_response_format",
+            )
         for name in ("max_completion_tokens", "max_tokens"):
             value = getattr(request, name)
             if value is not None and value > options.max_completion_tokens:
@@ -198,8 +223,9 @@ class ChatService:
                     if message.role != "user":
                         raise APIError(400, "images are accepted in user messages only", param=param)
                     if len(pending) == self.options.max_images_per_request:
-                        raise APIError(400, f"at most {self.options.max_images_per_request} images per request",
-                                       param=param)
+                        raise APIError(
+                            400, f"at most {self.options.max_images_per_request} images per request", param=param
+                        )
                     pending.append(asyncio.ensure_future(self._image(part.image_url.url, param)))
                     parts.append({"type": "image"})
                 converted.append({"role": message.role, "content": parts})

@@ -10,8 +10,15 @@ from services.llm_decoder.engine import ContextLengthError, GrammarError, QueueF
 from services.models.language_half import PromptError
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
-__all__ = ["CLIENT_ERRORS", "RETRY_AFTER_SECONDS", "APIError", "BodyTooLargeError", "ServiceUnavailableError",
-           "error_response", "to_api_error"]
+__all__ = [
+    "CLIENT_ERRORS",
+    "RETRY_AFTER_SECONDS",
+    "APIError",
+    "BodyTooLargeError",
+    "ServiceUnavailableError",
+    "error_response",
+    "to_api_error",
+]
 
 
 class ServiceUnavailableError(Exception):
@@ -27,8 +34,19 @@ class BodyTooLargeError(ValueError):
 
 # What the routes let propagate and `to_api_error` maps (anything else is a bug, logged as such).
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
-    APIError, ImageInputError, ContextLengthError, GrammarError, PromptError, QueueFullError, ServiceUnavailableError,
-    EngineDeadError, StepError, TimeoutError, BodyTooLargeError, ContentPolicyViolation, SafetyUnavailableError,
+    APIError,
+    ImageInputError,
+    ContextLengthError,
+    GrammarError,
+    PromptError,
+    QueueFullError,
+    ServiceUnavailableError,
+    EngineDeadError,
+    StepError,
+    TimeoutError,
+    BodyTooLargeError,
+    ContentPolicyViolation,
+    SafetyUnavailableError,
     ProvenancePolicyViolation,
 )
 
@@ -47,18 +65,33 @@ def to_api_error(error: Exception) -> APIError:
         case PromptError():
             return APIError(400, str(error), param="messages")
         case QueueFullError():
-            return APIError(429, f"{error}; retry shortly", type="rate_limit_error", code="server_busy",
-                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return APIError(
+                429,
+                f"{error}; retry shortly",
+                type="rate_limit_error",
+                code="server_busy",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         case ContentPolicyViolation():
             return APIError(400, str(error), param=error.param, code="content_policy_violation")
         case ProvenancePolicyViolation():
             return APIError(400, str(error), param=error.param, code="provenance_policy_violation")
         case StepError():
-            return APIError(503, f"{error}; retry shortly", type="server_error", code="engine_error",
-                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return APIError(
+                503,
+                f"{error}; retry shortly",
+                type="server_error",
+                code="engine_error",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         case ServiceUnavailableError() | EngineDeadError() | SafetyUnavailableError():
-            return APIError(503, f"{error}; retry shortly", type="server_error", code="overloaded",
-                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return APIError(
+                503,
+                f"{error}; retry shortly",
+                type="server_error",
+                code="overloaded",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         case BodyTooLargeError():
             return APIError(413, str(error), code="request_too_large")
         case TimeoutError():

@@ -31,12 +31,18 @@ class Gateway:
         """`redis_url` (else `$FLASHVQA_REDIS_URL` / `$REDIS_URL`) shares limits and answers between replicas."""
         redis_url = redis_url or redis_url_from_env()
         redis = RedisConnection(redis_url, options.redis_timeout_ms) if redis_url else None
-        limiter: RateLimiter = (RedisRateLimiter(redis, fail_open=options.rate_limits.fail_open) if redis is not None
-                                else LocalRateLimiter())
+        limiter: RateLimiter = (
+            RedisRateLimiter(redis, fail_open=options.rate_limits.fail_open)
+            if redis is not None
+            else LocalRateLimiter()
+        )
         cache: ResponseCache | None = None
         if options.cache.enabled:
-            cache = (RedisResponseCache(redis, options.cache.ttl_s) if redis is not None
-                     else InMemoryResponseCache(options.cache.max_memory_bytes, options.cache.ttl_s))
+            cache = (
+                RedisResponseCache(redis, options.cache.ttl_s)
+                if redis is not None
+                else InMemoryResponseCache(options.cache.max_memory_bytes, options.cache.ttl_s)
+            )
         authenticator = Authenticator.from_file(options.auth.api_keys_file, options.auth.allow_anonymous)
         admission = Admission(authenticator, limiter, options.rate_limits)
         return cls(ChatService(backends, options, admission, cache), admission, redis)

@@ -14,8 +14,14 @@ _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=
 
 # Media types -> the Pillow format the bytes must then have. No media type (or octet-stream): any allowed one.
 MEDIA_TYPE_FORMATS = {
-    "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP",
-    "image/gif": "GIF", "image/bmp": "BMP", "image/x-ms-bmp": "BMP",
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/pjpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+    "image/bmp": "BMP",
+    "image/x-ms-bmp": "BMP",
 }
 UNSPECIFIED_MEDIA_TYPES = (None, "application/octet-stream")
 
@@ -35,8 +41,9 @@ def decode_image_url(url: str, param: str, max_bytes: int) -> EncodedImage:
         raise ImageInputError("image data URLs must be base64-encoded", param)
     media_type = match.group("mime") and match.group("mime").lower()
     if media_type not in UNSPECIFIED_MEDIA_TYPES and media_type not in MEDIA_TYPE_FORMATS:
-        raise ImageInputError(f"media type {media_type} is not a supported image type "
-                              f"({', '.join(sorted(MEDIA_TYPE_FORMATS))})", param)
+        raise ImageInputError(
+            f"media type {media_type} is not a supported image type ({', '.join(sorted(MEDIA_TYPE_FORMATS))})", param
+        )
     payload = url[match.end() :]
     if len(payload) * 3 // 4 > max_bytes:
         raise ImageInputError(f"image is larger than {max_bytes} bytes", param)

@@ -42,8 +42,13 @@ class InFlightLimit:
 
     def _refusal(self) -> APIError:
         return APIError(
-            503, f"the server is at capacity ({self._max_in_flight} requests in progress); retry in "
-                 f"{self._retry_after_ms} ms", type="server_error", code="overloaded",
-            headers={"Retry-After": str(math.ceil(self._retry_after_ms / 1000)),
-                     "retry-after-ms": str(self._retry_after_ms)},
+            503,
+            f"the server is at capacity ({self._max_in_flight} requests in progress); retry in "
+            f"{self._retry_after_ms} ms",
+            type="server_error",
+            code="overloaded",
+            headers={
+                "Retry-After": str(math.ceil(self._retry_after_ms / 1000)),
+                "retry-after-ms": str(self._retry_after_ms),
+            },
         )

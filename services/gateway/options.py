@@ -33,8 +33,10 @@ class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt knob must not be silently ignored
 
     max_in_flight: int | None = Field(
-        None, ge=1, description="chat and VQA requests one gateway replica works on at once; more are refused "
-        "with 503 before their body is read. null: the decoder pool's capacity shared among the gateway replicas"
+        None,
+        ge=1,
+        description="chat and VQA requests one gateway replica works on at once; more are refused "
+        "with 503 before their body is read. null: the decoder pool's capacity shared among the gateway replicas",
     )
     overload_retry_after_ms: int = Field(1000, ge=0, description="when a client refused at the door may retry")
     max_body_bytes: int = Field(32 << 20, ge=1024, description="refused before parsing")

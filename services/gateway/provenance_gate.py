@@ -50,9 +50,15 @@ class ProvenanceGate:
         """One report per upload; raises `ProvenancePolicyViolation` for the first blocked one. Remembered
         uploads are answered on the event loop (no thread hop on the cache-hit path), the others in threads."""
         remembered = [self._remembered_report(upload.digest) for upload in uploads]
-        checked = iter(await asyncio.gather(*(asyncio.to_thread(self._check_and_remember, upload)
-                                              for upload, report in zip(uploads, remembered, strict=True)
-                                              if report is None)))
+        checked = iter(
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(self._check_and_remember, upload)
+                    for upload, report in zip(uploads, remembered, strict=True)
+                    if report is None
+                )
+            )
+        )
         reports = [report if report is not None else next(checked) for report in remembered]
         for upload, report in zip(uploads, reports, strict=True):
             if report.action is PolicyAction.BLOCK:

@@ -31,8 +31,11 @@ RETRY_AFTER_MS_VARIABLE = "FLASHVQA_OVERLOAD_RETRY_AFTER_MS"
 
 
 def proxy_environment(max_in_flight: int, retry_after_ms: int) -> dict[str, str]:
-    return {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK,
-            MAX_IN_FLIGHT_VARIABLE: str(max_in_flight), RETRY_AFTER_MS_VARIABLE: str(retry_after_ms)}
+    return {
+        "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": PROXY_CALLBACK,
+        MAX_IN_FLIGHT_VARIABLE: str(max_in_flight),
+        RETRY_AFTER_MS_VARIABLE: str(retry_after_ms),
+    }
 
 
 def proxy_middlewares() -> list[Middleware]:
@@ -40,8 +43,13 @@ def proxy_middlewares() -> list[Middleware]:
     middlewares = [Middleware(ServeErrorsInOpenAIForm)]
     max_in_flight = os.environ.get(MAX_IN_FLIGHT_VARIABLE)
     if max_in_flight:
-        middlewares.append(Middleware(InFlightLimit, max_in_flight=int(max_in_flight),
-                                      retry_after_ms=int(os.environ.get(RETRY_AFTER_MS_VARIABLE, "1000"))))
+        middlewares.append(
+            Middleware(
+                InFlightLimit,
+                max_in_flight=int(max_in_flight),
+                retry_after_ms=int(os.environ.get(RETRY_AFTER_MS_VARIABLE, "1000")),
+            )
+        )
     return middlewares
 
 
@@ -86,16 +94,24 @@ def _openai_error(start: Message, text: bytes) -> list[Message]:
     overloaded = status in (429, 503)
     detail = ErrorDetail(
         message=text.decode("utf-8", "replace").strip() or "the server could not answer",
-        type="rate_limit_error" if status == 429 else "server_error" if status >= 500 or status == 408
+        type="rate_limit_error"
+        if status == 429
+        else "server_error"
+        if status >= 500 or status == 408
         else "invalid_request_error",
         param=None,
         code="overloaded" if overloaded else "timeout" if status == 408 else None,
     )
     body = json.dumps(ErrorResponse(error=detail).model_dump()).encode()
-    headers = [(name, value) for name, value in start.get("headers", [])
-               if name.lower() not in (b"content-type", b"content-length")]
+    headers = [
+        (name, value)
+        for name, value in start.get("headers", [])
+        if name.lower() not in (b"content-type", b"content-length")
+    ]
     if overloaded and not any(name.lower() == b"retry-after" for name, _ in headers):
         headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
     headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    return [{"type": "http.response.start", "status": status, "headers": headers},
-            {"type": "http.response.body", "body": body}]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    ]

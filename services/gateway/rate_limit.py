@@ -54,8 +54,9 @@ class RateLimitDecision:
 
 
 class RateLimiter(Protocol):
-    async def acquire(self, tenant: str, limits: Limits, requests: int, tokens: int,
-                      force: bool = False) -> RateLimitDecision:
+    async def acquire(
+        self, tenant: str, limits: Limits, requests: int, tokens: int, force: bool = False
+    ) -> RateLimitDecision:
         """Charge `requests` and `tokens` to the tenant if both limits allow it (always, with `force`)."""
 
 
@@ -77,14 +78,21 @@ class LocalRateLimiter:
     def __init__(self) -> None:
         self._tats: dict[tuple[str, str], float] = {}
 
-    async def acquire(self, tenant: str, limits: Limits, requests: int, tokens: int,
-                      force: bool = False) -> RateLimitDecision:
+    async def acquire(
+        self, tenant: str, limits: Limits, requests: int, tokens: int, force: bool = False
+    ) -> RateLimitDecision:
         now = time.time()
-        charges = [(kind, limit, cost) for kind, limit, cost in
-                   (("requests", limits.requests_per_minute, requests), ("tokens", limits.tokens_per_minute, tokens))
-                   if limit is not None]
-        steps = {kind: gcra_step(self._tats.get((tenant, kind), now), now, limit, cost)
-                 for kind, limit, cost in charges}
+        charges = [
+            (kind, limit, cost)
+            for kind, limit, cost in (
+                ("requests", limits.requests_per_minute, requests),
+                ("tokens", limits.tokens_per_minute, tokens),
+            )
+            if limit is not None
+        ]
+        steps = {
+            kind: gcra_step(self._tats.get((tenant, kind), now), now, limit, cost) for kind, limit, cost in charges
+        }
         wait = max((wait for _, wait in steps.values()), default=0.0)
         allowed = force or wait <= 0
         if allowed:

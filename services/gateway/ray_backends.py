@@ -40,8 +40,10 @@ class RayBackends:
             # Object refs of encodes that are assigned but not necessarily done: the decoder request sets
             # off at once and the decoder awaits the embeddings itself, fetching them from the encoder.
             object_refs = [await cast(DeploymentResponse, response)._to_object_ref() for response in encodes]
-            stream = cast(DeploymentResponseGenerator,
-                          as_own_serve_request(partial(self._decoder.generate.remote, request, object_refs)))
+            stream = cast(
+                DeploymentResponseGenerator,
+                as_own_serve_request(partial(self._decoder.generate.remote, request, object_refs)),
+            )
             async for output in stream:
                 finished = output.finished
                 yield output

@@ -30,7 +30,10 @@ class RedisConnection:
     def __init__(self, url: str, timeout_ms: float) -> None:
         timeout = timeout_ms / 1000
         self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
         self.last_error: str | None = None
         self._failed_at = 0.0
@@ -46,8 +49,9 @@ class RedisConnection:
 
     def record_failure(self, error: BaseException) -> None:
         if self.last_error is None:
-            logger.warning("redis failed (%s: %s); serving without it until it answers again",
-                           type(error).__name__, error)
+            logger.warning(
+                "redis failed (%s: %s); serving without it until it answers again", type(error).__name__, error
+            )
             self._failed_at = time.monotonic()
         self.last_error = f"{type(error).__name__}: {error}"
 

@@ -61,13 +61,13 @@ class RedisRateLimiter:
         self._fail_open = fail_open
         self._prefix = key_prefix
 
-    async def acquire(self, tenant: str, limits: Limits, requests: int, tokens: int,
-                      force: bool = False) -> RateLimitDecision:
+    async def acquire(
+        self, tenant: str, limits: Limits, requests: int, tokens: int, force: bool = False
+    ) -> RateLimitDecision:
         if limits.requests_per_minute is None and limits.tokens_per_minute is None:
             return RateLimitDecision(True)
         keys = [f"{self._prefix}:{tenant}:requests", f"{self._prefix}:{tenant}:tokens"]
-        args = [limits.requests_per_minute or 0, limits.tokens_per_minute or 0, requests, tokens, PERIOD_S,
-                int(force)]
+        args = [limits.requests_per_minute or 0, limits.tokens_per_minute or 0, requests, tokens, PERIOD_S, int(force)]
         try:
             reply = await self._script(keys=keys, args=args)
         except REDIS_ERRORS as error:

@@ -35,9 +35,16 @@ class RequestRecord:
 
     def log_fields(self, duration_s: float) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "request_id": self.request_id, "trace_id": self.trace_id, "route": self.route, "status": self.status,
-            "tenant": self.tenant, "duration_ms": _ms(duration_s), "images": self.images, "cache": self.cache,
-            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "request_id": self.request_id,
+            "trace_id": self.trace_id,
+            "route": self.route,
+            "status": self.status,
+            "tenant": self.tenant,
+            "duration_ms": _ms(duration_s),
+            "images": self.images,
+            "cache": self.cache,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason,
             "ttft_ms": None if self.time_to_first_token_s is None else _ms(self.time_to_first_token_s),
             "stages_ms": {name: _ms(seconds) for name, seconds in self.stages_s.items()},

@@ -29,12 +29,26 @@ class ResponseCacheOptions(BaseModel):
     cache_sampled: bool = Field(False, description="also cache temperature > 0 answers (all clients get the same)")
 
 
-def cache_key(model: str, messages: list[dict[str, Any]], image_hashes: list[str], params: SamplingParams,
-              enable_thinking: bool, policy_version: str) -> str:
+def cache_key(
+    model: str,
+    messages: list[dict[str, Any]],
+    image_hashes: list[str],
+    params: SamplingParams,
+    enable_thinking: bool,
+    policy_version: str,
+) -> str:
     material = json.dumps(
-        {"model": model, "messages": messages, "images": image_hashes, "params": dataclasses.asdict(params),
-         "thinking": enable_thinking, "policy": policy_version},
-        sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+        {
+            "model": model,
+            "messages": messages,
+            "images": image_hashes,
+            "params": dataclasses.asdict(params),
+            "thinking": enable_thinking,
+            "policy": policy_version,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
     return hashlib.blake2b(material.encode(), digest_size=20).hexdigest()
 
@@ -47,8 +61,9 @@ def is_cacheable(params: SamplingParams, options: ResponseCacheOptions) -> bool:
 def encode_answer(output: RequestOutput, flags: list[str]) -> bytes:
     """The answer and the safety flags it was served with (a hit skips the checks the key already passed)."""
     assert output.finished
-    return json.dumps({"output": dataclasses.asdict(output) | {"request_id": ""}, "flags": flags},
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        {"output": dataclasses.asdict(output) | {"request_id": ""}, "flags": flags}, ensure_ascii=False
+    ).encode()
 
 
 def decode_answer(data: bytes, request_id: str) -> tuple[RequestOutput, list[str]]:

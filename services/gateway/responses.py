@@ -36,7 +36,10 @@ def _usage(output: RequestOutput) -> Usage:
 
 
 async def completion_response(
-    outputs: AsyncIterator[RequestOutput], completion_id: str, model: str, return_token_ids: bool,
+    outputs: AsyncIterator[RequestOutput],
+    completion_id: str,
+    model: str,
+    return_token_ids: bool,
     report: RequestReport,
 ) -> dict[str, Any]:
     """The whole answer as the JSON body; `report` is complete once the outputs are."""
@@ -48,8 +51,9 @@ async def completion_response(
         finish_reason=answer.finish_reason,
         token_ids=list(answer.token_ids) if return_token_ids else None,
     )
-    body = ChatCompletionResponse(id=completion_id, model=model, choices=[choice], usage=_usage(answer),
-                                  provenance=report.provenance_json()).model_dump(mode="json")
+    body = ChatCompletionResponse(
+        id=completion_id, model=model, choices=[choice], usage=_usage(answer), provenance=report.provenance_json()
+    ).model_dump(mode="json")
     if body["provenance"] is None:
         del body["provenance"]
     return body
@@ -68,10 +72,12 @@ async def completion_events(
     usage, then [DONE]. An error after the stream started can only be reported in-band, as an error event."""
     created = int(time.time())
 
-    def frame(choices: list[ChunkChoice], usage: Usage | None = None,
-              provenance: list[dict[str, Any]] | None = None) -> str:
-        chunk = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=choices, usage=usage,
-                                    provenance=provenance)
+    def frame(
+        choices: list[ChunkChoice], usage: Usage | None = None, provenance: list[dict[str, Any]] | None = None
+    ) -> str:
+        chunk = ChatCompletionChunk(
+            id=completion_id, created=created, model=model, choices=choices, usage=usage, provenance=provenance
+        )
         body = chunk.model_dump(mode="json")
         if provenance is None:
             del body["provenance"]

@@ -77,15 +77,17 @@ class AsyncLLMEngine:
     def is_healthy(self) -> bool:
         return self._error is None
 
-    async def generate(self, request: DecodeRequest, images: list[ImageEmbedding],
-                       timings: DecodeTimings | None = None) -> AsyncIterator[RequestOutput]:
+    async def generate(
+        self, request: DecodeRequest, images: list[ImageEmbedding], timings: DecodeTimings | None = None
+    ) -> AsyncIterator[RequestOutput]:
         """Stream one request's outputs; leaving the iteration early (or being cancelled) aborts it. `timings`,
         when given, is filled in as the request passes through the engine's steps."""
         if self._error is not None:
             raise EngineDeadError("the decoder engine has failed") from self._error
         request_id = request.request_id
-        sequence = await asyncio.get_running_loop().run_in_executor(self._preparer, self._engine.prepare, request,
-                                                                    images)
+        sequence = await asyncio.get_running_loop().run_in_executor(
+            self._preparer, self._engine.prepare, request, images
+        )
         if sequence.grammar is not None:
             # Shielded: the compilation is cached and shared with other requests of the same schema, and must
             # outlive this one's cancellation. Raises GrammarError if the schema cannot be compiled.
@@ -224,8 +226,9 @@ class AsyncLLMEngine:
         self._failed_steps_in_a_row += 1
         if self._failed_steps_in_a_row >= MAX_FAILED_STEPS_IN_A_ROW:
             raise failed.cause  # every stream, this step's too, ends with EngineDeadError
-        logger.error("decoder step failed; its %d requests end with an error", len(failed.request_ids),
-                     exc_info=failed.cause)
+        logger.error(
+            "decoder step failed; its %d requests end with an error", len(failed.request_ids), exc_info=failed.cause
+        )
         self._engine.outputs.discard(failed.request_ids)
         for request_id in failed.request_ids:
             self._deliver(request_id, StepError(f"the decoder failed while generating this answer: {failed.cause}"))

@@ -50,8 +50,11 @@ class LLMDecoderDeployment:
     def record_autoscaling_stats(self) -> dict[str, float]:
         """Serve's hook: this replica's load, for the pool's autoscaling policy."""
         stats = self._engine.stats()
-        return {RUNNING_SEQUENCES: stats.num_running, WAITING_SEQUENCES: stats.num_waiting,
-                KV_CACHE_USAGE: stats.kv_cache_usage}
+        return {
+            RUNNING_SEQUENCES: stats.num_running,
+            WAITING_SEQUENCES: stats.num_waiting,
+            KV_CACHE_USAGE: stats.kv_cache_usage,
+        }
 
     def check_health(self) -> None:
         if not self._engine.is_healthy:

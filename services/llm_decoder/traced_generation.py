@@ -20,11 +20,15 @@ from services.telemetry.metrics import metrics
 from services.telemetry.tracing import context_from, record_span, tracer
 
 
-async def generate_traced(engine: AsyncLLMEngine, request: DecodeRequest,
-                          images: Sequence[Awaitable[ImageEmbedding]]) -> AsyncIterator[RequestOutput]:
+async def generate_traced(
+    engine: AsyncLLMEngine, request: DecodeRequest, images: Sequence[Awaitable[ImageEmbedding]]
+) -> AsyncIterator[RequestOutput]:
     # Started, not made current: the context must not stay attached across this generator's yields.
-    span = tracer.start_span("llm_decoder", context=context_from(request.trace_context),
-                             attributes={"flashvqa.request_id": request.request_id})
+    span = tracer.start_span(
+        "llm_decoder",
+        context=context_from(request.trace_context),
+        attributes={"flashvqa.request_id": request.request_id},
+    )
     try:
         raise_if_expired(request.deadline, "the decoder took the request")
         fetch_started_ns = time.time_ns()
@@ -49,9 +53,20 @@ def _record(span: Span, timings: DecodeTimings, output: RequestOutput) -> None:
     metrics().decoder_queue.observe((timings.prefill_started_ns - timings.arrived_ns) / 1e9)
     metrics().prefill.observe((timings.prefill_finished_ns - timings.prefill_started_ns) / 1e9)
     record_span("decoder.queue", timings.arrived_ns, timings.prefill_started_ns, parent=span)
-    record_span("decoder.prefill", timings.prefill_started_ns, timings.prefill_finished_ns, parent=span,
-                prompt_tokens=output.num_prompt_tokens)
+    record_span(
+        "decoder.prefill",
+        timings.prefill_started_ns,
+        timings.prefill_finished_ns,
+        parent=span,
+        prompt_tokens=output.num_prompt_tokens,
+    )
     later_tokens = max(output.num_output_tokens - 1, 1)
     decode_ms = (timings.finished_ns - timings.prefill_finished_ns) / 1e6
-    record_span("decoder.decode", timings.prefill_finished_ns, timings.finished_ns, parent=span,
-                output_tokens=output.num_output_tokens, time_per_output_token_ms=round(decode_ms / later_tokens, 3))
+    record_span(
+        "decoder.decode",
+        timings.prefill_finished_ns,
+        timings.finished_ns,
+        parent=span,
+        output_tokens=output.num_output_tokens,
+        time_per_output_token_ms=round(decode_ms / later_tokens, 3),
+    )

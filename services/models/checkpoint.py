@@ -61,8 +61,9 @@ def load_submodel(
     return module
 
 
-def random_submodel(model_class: Any, config: PretrainedConfig, device: torch.device, dtype: torch.dtype,
-                    seed: int = 0) -> PreTrainedModel:
+def random_submodel(
+    model_class: Any, config: PretrainedConfig, device: torch.device, dtype: torch.dtype, seed: int = 0
+) -> PreTrainedModel:
     """`model_class` from `config` with random weights made on `device`, nothing read from disk: a checkpoint's
     dimensions without its 20 GB, for benchmarks on a host that has no weights (vLLM's `load_format=dummy`)."""
     torch.manual_seed(seed)

@@ -64,8 +64,9 @@ def num_blocks_for_bytes(shape: KVShape, num_bytes: int, block_size: int = BLOCK
     return num_bytes // shape.bytes_per_block(block_size)
 
 
-def num_blocks_for_free_memory(shape: KVShape, device: torch.device, utilization: float,
-                               block_size: int = BLOCK_SIZE) -> int:
+def num_blocks_for_free_memory(
+    shape: KVShape, device: torch.device, utilization: float, block_size: int = BLOCK_SIZE
+) -> int:
     """Blocks that fit in `utilization` of the GPU's memory after what is allocated already (the weights): the
     rule vLLM's `gpu_memory_utilization` follows, measured once at start."""
     free, total = torch.cuda.mem_get_info(device)

@@ -44,8 +44,9 @@ class Prompt:
 class LanguageHalf:
     """Prompt building and the text model's forward pass; holds no per-request state."""
 
-    def __init__(self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32,
-                 weights: Weights = "checkpoint") -> None:
+    def __init__(
+        self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32, weights: Weights = "checkpoint"
+    ) -> None:
         """`weights="random"`: the directory's dimensions with random weights, nothing read (benchmarks)."""
         config = AutoConfig.from_pretrained(model_dir)
         self.family = family_for_model_type(config.model_type)
@@ -53,7 +54,8 @@ class LanguageHalf:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         text_class = self.family.hf_class("text_class")
         self.text_model = (
-            random_submodel(text_class, config.text_config, device, dtype) if weights == "random"
+            random_submodel(text_class, config.text_config, device, dtype)
+            if weights == "random"
             else load_submodel(model_dir, text_class, config.text_config, self.family.text_key_mapping, device, dtype)
         )
         # Every layer's attention goes through the engine's backend (registered with transformers on import).
@@ -62,8 +64,10 @@ class LanguageHalf:
         self._embed_tokens = self.text_model.get_input_embeddings()
         embedding: torch.Tensor = self._embed_tokens.weight  # type: ignore[assignment]
         self.lm_head_weight: torch.Tensor = (
-            embedding if config.tie_word_embeddings
-            else torch.randn_like(embedding) * config.text_config.initializer_range if weights == "random"
+            embedding
+            if config.tie_word_embeddings
+            else torch.randn_like(embedding) * config.text_config.initializer_range
+            if weights == "random"
             else read_tensor(model_dir, "lm_head.weight", device, dtype)
         )
         self.hidden_size: int = config.text_config.hidden_size

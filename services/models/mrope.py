@@ -31,9 +31,7 @@ def mrope_positions(
             t, h, w = next(grids)
             grid_h, grid_w = h // merge_size, w // merge_size
             assert run_end - index == t * grid_h * grid_w, "image token run does not match its grid"
-            tt, hh, ww = torch.meshgrid(
-                torch.arange(t), torch.arange(grid_h), torch.arange(grid_w), indexing="ij"
-            )
+            tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
             columns.append(torch.stack([tt, hh, ww]).reshape(3, -1) + next_position)
             next_position += max(grid_h, grid_w)
         else:

@@ -123,7 +123,9 @@ def _model_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast, dims:
         # head_dim / 4 frequencies over (t, h, w) in the real model's proportions 8:12:12.
         rotary_pairs = head_dim // 4
         text["rope_parameters"] = {
-            "rope_type": "default", "rope_theta": 500000.0, "partial_rotary_factor": 0.5,
+            "rope_type": "default",
+            "rope_theta": 500000.0,
+            "partial_rotary_factor": 0.5,
             "mrope_section": _split_like(rotary_pairs, (8, 12, 12)),
         }
         return config_class(
@@ -138,12 +140,17 @@ def _model_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast, dims:
         )
     text["bos_token_id"] = _token_id(tokenizer, "<|endoftext|>")
     text["rope_parameters"] = {
-        "rope_type": "default", "rope_theta": 1000000.0, "mrope_section": _split_like(head_dim // 2, (16, 24, 24)),
+        "rope_type": "default",
+        "rope_theta": 1000000.0,
+        "mrope_section": _split_like(head_dim // 2, (16, 24, 24)),
     }
     return config_class(
         text_config=text,
         vision_config={
-            **vision, "window_size": 112, "fullatt_block_indexes": [dims.vision_depth - 1], "tokens_per_second": 2,
+            **vision,
+            "window_size": 112,
+            "fullatt_block_indexes": [dims.vision_depth - 1],
+            "tokens_per_second": 2,
         },
         image_token_id=_token_id(tokenizer, "<|image_pad|>"),
         video_token_id=_token_id(tokenizer, "<|video_pad|>"),
@@ -163,8 +170,11 @@ def _split_like(total: int, proportions: tuple[int, int, int]) -> list[int]:
 def _processor(family: ModelFamily, tokenizer: PreTrainedTokenizerFast) -> Any:
     min_pixels, max_pixels = _IMAGE_SIZE_BOUNDS[family.name]
     common: dict[str, Any] = {
-        "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
-        "image_mean": _CLIP_MEAN, "image_std": _CLIP_STD,
+        "patch_size": 14,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+        "image_mean": _CLIP_MEAN,
+        "image_std": _CLIP_STD,
     }
     if family is GLM4V:
         common["size"] = {"shortest_edge": min_pixels, "longest_edge": max_pixels}

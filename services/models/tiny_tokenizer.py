@@ -17,20 +17,60 @@ from services.models.family import GLM4V, QWEN2_5_VL, ModelFamily
 # In the order of the real vocabularies' added tokens (GLM-4.1V/4.5V/4.6V; Qwen2.5-VL).
 SPECIAL_TOKENS: dict[str, list[str]] = {
     GLM4V.name: [
-        "<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>",
-        "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>",
-        "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>",
-        "<|begin_of_audio|>", "<|end_of_audio|>", "<|begin_of_transcription|>", "<|end_of_transcription|>",
-        "<|code_prefix|>", "<|code_middle|>", "<|code_suffix|>",
-        "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>",
-        "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>", "/nothink",
-        "<|begin_of_box|>", "<|end_of_box|>", "<|image|>", "<|video|>",
+        "<|endoftext|>",
+        "[MASK]",
+        "[gMASK]",
+        "[sMASK]",
+        "<sop>",
+        "<eop>",
+        "<|system|>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|observation|>",
+        "<|begin_of_image|>",
+        "<|end_of_image|>",
+        "<|begin_of_video|>",
+        "<|end_of_video|>",
+        "<|begin_of_audio|>",
+        "<|end_of_audio|>",
+        "<|begin_of_transcription|>",
+        "<|end_of_transcription|>",
+        "<|code_prefix|>",
+        "<|code_middle|>",
+        "<|code_suffix|>",
+        "<think>",
+        "</think>",
+        "<tool_call>",
+        "</tool_call>",
+        "<tool_response>",
+        "</tool_response>",
+        "<arg_key>",
+        "</arg_key>",
+        "<arg_value>",
+        "</arg_value>",
+        "/nothink",
+        "<|begin_of_box|>",
+        "<|end_of_box|>",
+        "<|image|>",
+        "<|video|>",
     ],
     QWEN2_5_VL.name: [
-        "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-        "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
-        "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-        "<tool_call>", "</tool_call>",
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|object_ref_start|>",
+        "<|object_ref_end|>",
+        "<|box_start|>",
+        "<|box_end|>",
+        "<|quad_start|>",
+        "<|quad_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|vision_pad|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+        "<tool_call>",
+        "</tool_call>",
     ],
 }
 # Tokens that end an assistant turn (the real generation_config's eos ids).
@@ -40,21 +80,44 @@ STOP_TOKENS: dict[str, list[str]] = {
 }
 PAD_TOKEN: dict[str, str] = {GLM4V.name: "<|endoftext|>", QWEN2_5_VL.name: "<|endoftext|>"}
 
-_COLOURS = [("red", "红色"), ("green", "绿色"), ("blue", "蓝色"), ("yellow", "黄色"), ("black", "黑色"),
-            ("white", "白色"), ("orange", "橙色"), ("purple", "紫色")]
+_COLOURS = [
+    ("red", "红色"),
+    ("green", "绿色"),
+    ("blue", "蓝色"),
+    ("yellow", "黄色"),
+    ("black", "黑色"),
+    ("white", "白色"),
+    ("orange", "橙色"),
+    ("purple", "紫色"),
+]
 _SHAPES = [("circle", "圆形"), ("square", "正方形"), ("triangle", "三角形"), ("star", "星形")]
 _CATEGORIES = [("transport", "交通"), ("meals", "餐饮"), ("lodging", "住宿"), ("office", "办公")]
 _QUESTIONS = [
-    "What is in this picture?", "Describe the image.", "What colour is the {colour_en} shape?",
-    "How many {shape_en}s are there?", "Is this a travel expense?", "What is the total?",
-    "What brand is this?", "Is this image safe?", "这是什么品牌?", "这张图片里有什么?",
-    "这是差旅费吗?", "总金额是多少?", "图中有几个{shape_zh}?",
+    "What is in this picture?",
+    "Describe the image.",
+    "What colour is the {colour_en} shape?",
+    "How many {shape_en}s are there?",
+    "Is this a travel expense?",
+    "What is the total?",
+    "What brand is this?",
+    "Is this image safe?",
+    "这是什么品牌?",
+    "这张图片里有什么?",
+    "这是差旅费吗?",
+    "总金额是多少?",
+    "图中有几个{shape_zh}?",
 ]
 _ANSWERS = [
-    "The image shows a {colour_en} {shape_en}.", "There are {count} {shape_en}s.",
-    "Yes, this is a {category_en} expense of {amount} yuan.", "No, it is not a travel expense.",
-    "图中有一个{colour_zh}的{shape_zh}。", "这是{category_zh}费用,总计{amount}元。", "是的。", "不是。",
-    "The total is {amount}.", "I cannot tell from this image.",
+    "The image shows a {colour_en} {shape_en}.",
+    "There are {count} {shape_en}s.",
+    "Yes, this is a {category_en} expense of {amount} yuan.",
+    "No, it is not a travel expense.",
+    "图中有一个{colour_zh}的{shape_zh}。",
+    "这是{category_zh}费用,总计{amount}元。",
+    "是的。",
+    "不是。",
+    "The total is {amount}.",
+    "I cannot tell from this image.",
 ]
 
 
@@ -62,12 +125,15 @@ def training_corpus() -> list[str]:
     """Deterministic sentences in English and Chinese covering the service's vocabulary."""
     lines: list[str] = []
     combos = itertools.product(_COLOURS, _SHAPES, _CATEGORIES, range(1, 6))
-    for index, ((colour_en, colour_zh), (shape_en, shape_zh), (category_en, category_zh), count) in enumerate(
-        combos
-    ):
+    for index, ((colour_en, colour_zh), (shape_en, shape_zh), (category_en, category_zh), count) in enumerate(combos):
         fields = {
-            "colour_en": colour_en, "colour_zh": colour_zh, "shape_en": shape_en, "shape_zh": shape_zh,
-            "category_en": category_en, "category_zh": category_zh, "count": count,
+            "colour_en": colour_en,
+            "colour_zh": colour_zh,
+            "shape_en": shape_en,
+            "shape_zh": shape_zh,
+            "category_en": category_en,
+            "category_zh": category_zh,
+            "count": count,
             "amount": f"{(index * 37) % 1000}.{index % 100:02d}",
         }
         lines.extend(template.format(**fields) for template in _QUESTIONS + _ANSWERS)

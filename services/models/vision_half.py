@@ -20,8 +20,9 @@ class VisionHalf:
     patch sequence and the tower's attention keeps them apart by `grid_thw`.
     """
 
-    def __init__(self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32,
-                 weights: Weights = "checkpoint") -> None:
+    def __init__(
+        self, model_dir: Path, device: torch.device, dtype: torch.dtype = torch.float32, weights: Weights = "checkpoint"
+    ) -> None:
         """`weights="random"`: the directory's dimensions with random weights, nothing read (benchmarks)."""
         config = AutoConfig.from_pretrained(model_dir)
         self.family = family_for_model_type(config.model_type)
@@ -29,9 +30,11 @@ class VisionHalf:
         self.image_processor = AutoImageProcessor.from_pretrained(model_dir)
         vision_class = self.family.hf_class("vision_class")
         self.tower = (
-            random_submodel(vision_class, config.vision_config, device, dtype) if weights == "random"
-            else load_submodel(model_dir, vision_class, config.vision_config, self.family.vision_key_mapping,
-                               device, dtype)
+            random_submodel(vision_class, config.vision_config, device, dtype)
+            if weights == "random"
+            else load_submodel(
+                model_dir, vision_class, config.vision_config, self.family.vision_key_mapping, device, dtype
+            )
         )
         self.merge_size: int = config.vision_config.spatial_merge_size
 

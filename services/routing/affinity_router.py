@@ -37,8 +37,10 @@ def affinity_router_config(max_imbalance: int) -> RequestRouterConfig:
     """`max_imbalance`: how many more ongoing requests than the least loaded replica a request's own replica
     may hold before the request goes elsewhere."""
     # Ray annotates each keyword of RequestRouterConfig.__init__ as a dict.
-    return RequestRouterConfig(request_router_class=AffinityRouter,  # type: ignore[arg-type]
-                               request_router_kwargs={"max_imbalance": max_imbalance})
+    return RequestRouterConfig(
+        request_router_class=AffinityRouter,  # type: ignore[arg-type]
+        request_router_kwargs={"max_imbalance": max_imbalance},
+    )
 
 
 class AffinityRouter(RequestRouter):
@@ -60,13 +62,16 @@ class AffinityRouter(RequestRouter):
         by_id = {replica.replica_id.unique_id: replica for replica in candidate_replicas}
         key = _affinity_key(pending_request)
         loads = await self._loads(candidate_replicas) if key is not None else dict.fromkeys(by_id)
-        return [[by_id[replica_id] for replica_id in rank]
-                for rank in ranked_replicas(key, loads, self._max_imbalance, self._rng)]
+        return [
+            [by_id[replica_id] for replica_id in rank]
+            for rank in ranked_replicas(key, loads, self._max_imbalance, self._rng)
+        ]
 
     async def _loads(self, replicas: list[RunningReplica]) -> dict[str, int | None]:
         """Ongoing requests per replica: Serve's cached counts, and a probe of those it has none for."""
-        loads = {replica.replica_id.unique_id: self.replica_queue_len_cache.get(replica.replica_id)
-                 for replica in replicas}
+        loads = {
+            replica.replica_id.unique_id: self.replica_queue_len_cache.get(replica.replica_id) for replica in replicas
+        }
         unknown = [replica for replica in replicas if loads[replica.replica_id.unique_id] is None]
         if unknown:
             # Serve's own probe (deadline, backoff, dead replicas), as Ray Serve LLM's prefix-aware router uses it.
@@ -94,5 +99,6 @@ def _out_of_time(pending_request: PendingRequest) -> bool:
         return False
     if not pending_request.future.done():
         pending_request.future.set_exception(
-            DeadlineExceededError("the request's deadline passed while it waited for a replica"))
+            DeadlineExceededError("the request's deadline passed while it waited for a replica")
+        )
     return True

@@ -20,51 +20,64 @@ class FlashvqaMetrics:
         counter, histogram, gauge = backend.counter, backend.histogram, backend.gauge
         # The gateway: what the client sees.
         self.requests = counter("flashvqa_requests_total", "HTTP requests answered", ("route", "status"))
-        self.request_duration = histogram("flashvqa_request_duration_seconds", "request to last byte", SECONDS,
-                                          ("route",))
-        self.time_to_first_token = histogram("flashvqa_time_to_first_token_seconds",
-                                             "request to the first output (text or finish)", SECONDS)
-        self.time_per_output_token = histogram("flashvqa_time_per_output_token_seconds",
-                                               "first to last output, per later token", TOKEN_SECONDS)
+        self.request_duration = histogram(
+            "flashvqa_request_duration_seconds", "request to last byte", SECONDS, ("route",)
+        )
+        self.time_to_first_token = histogram(
+            "flashvqa_time_to_first_token_seconds", "request to the first output (text or finish)", SECONDS
+        )
+        self.time_per_output_token = histogram(
+            "flashvqa_time_per_output_token_seconds", "first to last output, per later token", TOKEN_SECONDS
+        )
         self.prompt_tokens = histogram("flashvqa_prompt_tokens", "prompt tokens per request, images included", TOKENS)
         self.completion_tokens = histogram("flashvqa_completion_tokens", "completion tokens per request", TOKENS)
         self.image_pixels = histogram("flashvqa_image_pixels", "pixels of each image as sent", PIXELS)
-        self.gateway_stage = histogram("flashvqa_gateway_stage_seconds", "the gateway's own stages", SECONDS,
-                                       ("stage",))
-        self.response_cache = counter("flashvqa_response_cache_lookups_total", "response cache lookups",
-                                      ("result",))
-        self.safety_verdicts = counter("flashvqa_safety_verdicts_total", "safety verdicts that were not allow",
-                                       ("source", "category", "action"))
-        self.provenance_verdicts = counter("flashvqa_provenance_verdicts_total", "provenance check per image",
-                                           ("action",))
-        self.rate_limit_refusals = counter("flashvqa_rate_limit_refusals_total", "requests refused with 429 by a "
-                                           "tenant limit", ("limit",))
-        self.overload_refusals = counter("flashvqa_overload_refusals_total", "requests refused with 503 at the "
-                                         "door: the gateway replica had its in-flight budget of requests")
+        self.gateway_stage = histogram(
+            "flashvqa_gateway_stage_seconds", "the gateway's own stages", SECONDS, ("stage",)
+        )
+        self.response_cache = counter("flashvqa_response_cache_lookups_total", "response cache lookups", ("result",))
+        self.safety_verdicts = counter(
+            "flashvqa_safety_verdicts_total", "safety verdicts that were not allow", ("source", "category", "action")
+        )
+        self.provenance_verdicts = counter(
+            "flashvqa_provenance_verdicts_total", "provenance check per image", ("action",)
+        )
+        self.rate_limit_refusals = counter(
+            "flashvqa_rate_limit_refusals_total", "requests refused with 429 by a tenant limit", ("limit",)
+        )
+        self.overload_refusals = counter(
+            "flashvqa_overload_refusals_total",
+            "requests refused with 503 at the door: the gateway replica had its in-flight budget of requests",
+        )
         # The vision encoder.
-        self.encoder_queue = histogram("flashvqa_encoder_queue_seconds", "arrival to the start of its batch",
-                                       SECONDS)
+        self.encoder_queue = histogram("flashvqa_encoder_queue_seconds", "arrival to the start of its batch", SECONDS)
         self.encode = histogram("flashvqa_encode_seconds", "one batch through the vision tower", SECONDS)
         self.encoder_batch_size = histogram("flashvqa_encoder_batch_size", "images per batch", BATCH)
-        self.embedding_cache = counter("flashvqa_embedding_cache_lookups_total", "embedding cache lookups",
-                                       ("result",))
+        self.embedding_cache = counter("flashvqa_embedding_cache_lookups_total", "embedding cache lookups", ("result",))
         self.image_tokens = histogram("flashvqa_image_tokens", "tokens per encoded image", TOKENS)
         # The LLM decoder.
-        self.decoder_queue = histogram("flashvqa_decoder_queue_seconds", "arrival to the start of its prefill",
-                                       SECONDS)
+        self.decoder_queue = histogram("flashvqa_decoder_queue_seconds", "arrival to the start of its prefill", SECONDS)
         self.prefill = histogram("flashvqa_prefill_seconds", "the prefill step that included the request", SECONDS)
-        self.running_sequences = gauge("flashvqa_decoder_running_sequences", "sequences in the running batch",
-                                       ("replica",))
-        self.waiting_sequences = gauge("flashvqa_decoder_waiting_sequences", "sequences waiting for a slot",
-                                       ("replica",))
-        self.kv_cache_usage = gauge("flashvqa_kv_cache_usage_ratio", "share of the KV cache's blocks held by "
-                                    "running sequences", ("replica",))
-        self.preemptions = counter("flashvqa_decoder_preemptions_total", "running sequences sent back to the "
-                                   "queue for lack of KV blocks (computed again when resumed)", ("replica",))
-        self.prefix_cache_queried_tokens = counter("flashvqa_prefix_cache_queried_tokens_total",
-                                                   "prompt tokens looked up in the prefix cache", ("replica",))
-        self.prefix_cache_hit_tokens = counter("flashvqa_prefix_cache_hit_tokens_total",
-                                               "prompt tokens whose KV the prefix cache held", ("replica",))
+        self.running_sequences = gauge(
+            "flashvqa_decoder_running_sequences", "sequences in the running batch", ("replica",)
+        )
+        self.waiting_sequences = gauge(
+            "flashvqa_decoder_waiting_sequences", "sequences waiting for a slot", ("replica",)
+        )
+        self.kv_cache_usage = gauge(
+            "flashvqa_kv_cache_usage_ratio", "share of the KV cache's blocks held by running sequences", ("replica",)
+        )
+        self.preemptions = counter(
+            "flashvqa_decoder_preemptions_total",
+            "running sequences sent back to the queue for lack of KV blocks (computed again when resumed)",
+            ("replica",),
+        )
+        self.prefix_cache_queried_tokens = counter(
+            "flashvqa_prefix_cache_queried_tokens_total", "prompt tokens looked up in the prefix cache", ("replica",)
+        )
+        self.prefix_cache_hit_tokens = counter(
+            "flashvqa_prefix_cache_hit_tokens_total", "prompt tokens whose KV the prefix cache held", ("replica",)
+        )
 
 
 _metrics: FlashvqaMetrics | None = None

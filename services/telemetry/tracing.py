@@ -48,8 +48,9 @@ def exporter_from_environment(environ: Mapping[str, str]) -> SpanExporter | None
     kind = environ.get("OTEL_TRACES_EXPORTER", "").lower()
     if kind == "console":
         return ConsoleSpanExporter()
-    endpoint_set = any(environ.get(name) for name in
-                       ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    endpoint_set = any(
+        environ.get(name) for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
     if kind == "otlp" or (kind == "" and endpoint_set):
         protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         if protocol not in (None, "http/protobuf"):
@@ -82,13 +83,15 @@ def continued(carrier: Mapping[str, str] | None) -> Iterator[None]:
         otel_context.detach(token)
 
 
-def record_span(name: str, start_ns: int, end_ns: int, parent: Span | None = None,
-                **attributes: str | int | float | bool) -> None:
+def record_span(
+    name: str, start_ns: int, end_ns: int, parent: Span | None = None, **attributes: str | int | float | bool
+) -> None:
     """A span for a stretch of time measured elsewhere (a queue wait, a batched forward), as a child of
     `parent` or else of the current span."""
     parent = parent or trace.get_current_span()
     if not parent.is_recording():
         return
-    span = tracer.start_span(name, context=trace.set_span_in_context(parent), start_time=start_ns,
-                             attributes=attributes)
+    span = tracer.start_span(
+        name, context=trace.set_span_in_context(parent), start_time=start_ns, attributes=attributes
+    )
     span.end(end_time=end_ns)

@@ -80,8 +80,13 @@ class VisionEncoder:
             del self._in_flight[key]
         metrics().encoder_queue.observe((batched.started_ns - arrived_ns) / 1e9)
         record_span("encoder.queue", arrived_ns, batched.started_ns)
-        record_span("encoder.encode", batched.started_ns, batched.finished_ns, batch_size=batched.batch_size,
-                    image_tokens=batched.embedding.num_tokens)
+        record_span(
+            "encoder.encode",
+            batched.started_ns,
+            batched.finished_ns,
+            batch_size=batched.batch_size,
+            image_tokens=batched.embedding.num_tokens,
+        )
         return batched.embedding, "encoded"
 
     def stats(self) -> CacheStats:
@@ -102,15 +107,21 @@ def encode_in_time(
         metrics().encoder_batch_size.observe(len(live))
     for embedding in embeddings:
         metrics().image_tokens.observe(embedding.num_tokens)
-    encoded = {index: BatchedEmbedding(embedding, len(live), started_ns, finished_ns)
-               for index, embedding in zip(live, embeddings, strict=True)}
-    return [encoded[index] if index in encoded else
-            DeadlineExceededError("the request's deadline passed while its image waited for the encoder")
-            for index in range(len(requests))]
+    encoded = {
+        index: BatchedEmbedding(embedding, len(live), started_ns, finished_ns)
+        for index, embedding in zip(live, embeddings, strict=True)
+    }
+    return [
+        encoded[index]
+        if index in encoded
+        else DeadlineExceededError("the request's deadline passed while its image waited for the encoder")
+        for index in range(len(requests))
+    ]
 
 
-async def unbatched(request: EncodeRequest, encode: Callable[[list[RawImage]], list[ImageEmbedding]]
-                    ) -> BatchedEmbedding:
+async def unbatched(
+    request: EncodeRequest, encode: Callable[[list[RawImage]], list[ImageEmbedding]]
+) -> BatchedEmbedding:
     """A batch of one, in a worker thread: the encode path without a batching queue (the in-process app)."""
     [result] = await asyncio.to_thread(encode_in_time, [request], encode)
     if isinstance(result, DeadlineExceededError):

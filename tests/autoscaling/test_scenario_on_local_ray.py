@@ -18,8 +18,15 @@ RUN_TIMEOUT_S = 420
 
 @pytest.mark.slow
 def test_each_pool_follows_its_own_load(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "loadtest.autoscaling.run", "--model", str(tiny_model_dirs["glm4v"]),
-               "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "loadtest.autoscaling.run",
+        "--model",
+        str(tiny_model_dirs["glm4v"]),
+        "--out",
+        str(tmp_path),
+    ]
     finished = run_in_own_session(command, RUN_TIMEOUT_S)
     verdict = (tmp_path / "verdict.txt").read_text() if (tmp_path / "verdict.txt").exists() else finished.stdout[-4000:]
     assert finished.returncode == 0, verdict

@@ -15,8 +15,11 @@ from loadtest.autoscaling.timeline import PhaseSpan, Timeline
 from loadtest.autoscaling.traffic import RequestRecord
 from loadtest.autoscaling.verdict import DECODER, ENCODER, checks
 
-PHASES = [PhaseSpan(Load.IMAGE_HEAVY, 8, 0, 20), PhaseSpan(Load.DECODE_HEAVY, 8, 20, 40),
-          PhaseSpan(Load.IDLE, 0, 40, 60)]
+PHASES = [
+    PhaseSpan(Load.IMAGE_HEAVY, 8, 0, 20),
+    PhaseSpan(Load.DECODE_HEAVY, 8, 20, 40),
+    PhaseSpan(Load.IDLE, 0, 40, 60),
+]
 REACTION_S = 5.0
 
 
@@ -35,9 +38,16 @@ def _timeline(counts: Callable[[float], tuple[int, int]] = _counts, failed_at: f
         encoder, decoder = counts(tenth / 10)
         pools = {ENCODER: encoder, DECODER: decoder}
         samples.append(ReplicaSample(tenth / 10, pools, pools))
-    requests = [RequestRecord(0 if second < 20 else 1, second, 0.4, ok=second != failed_at,
-                              error="" if second != failed_at else "RemoteProtocolError: dropped")
-                for second in range(40)]
+    requests = [
+        RequestRecord(
+            0 if second < 20 else 1,
+            second,
+            0.4,
+            ok=second != failed_at,
+            error="" if second != failed_at else "RemoteProtocolError: dropped",
+        )
+        for second in range(40)
+    ]
     return Timeline(PHASES, samples, requests, min_replicas=1, max_replicas=3)
 
 
@@ -69,7 +79,8 @@ class TestVerdict:
             return (2, decoder) if 5 <= second < 40 else (encoder, decoder)
 
         assert _failed(_timeline(encoder_stays)) == [
-            "phase 2 (decode-heavy): vision_encoder back at the minimum by its end"]
+            "phase 2 (decode-heavy): vision_encoder back at the minimum by its end"
+        ]
 
     def test_an_encoder_that_never_scales_fails(self) -> None:
         assert "phase 1 (image-heavy): vision_encoder scales up" in _failed(_timeline(lambda s: (1, _counts(s)[1])))

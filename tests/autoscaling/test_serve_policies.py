@@ -29,14 +29,30 @@ def _serve_config(knobs: dict[str, Any]) -> AutoscalingConfig:
         return AutoscalingConfig(**knobs)
 
 
-def _context(config: AutoscalingConfig, metrics: dict[str, dict[str, float]] | None, target: int = 1,
-             queued_at_handles: float = 0) -> AutoscalingContext:
+def _context(
+    config: AutoscalingConfig,
+    metrics: dict[str, dict[str, float]] | None,
+    target: int = 1,
+    queued_at_handles: float = 0,
+) -> AutoscalingContext:
     return AutoscalingContext(
-        deployment_id=DeploymentID(name="pool", app_name="flashvqa"), deployment_name="pool", app_name="flashvqa",
-        current_num_replicas=target, target_num_replicas=target, running_replicas=[],
-        total_num_requests=0, total_queued_requests=queued_at_handles, aggregated_metrics=metrics, raw_metrics={},
-        capacity_adjusted_min_replicas=config.min_replicas, capacity_adjusted_max_replicas=config.max_replicas,
-        policy_state={}, last_scale_up_time=None, last_scale_down_time=None, current_time=0.0, config=config,
+        deployment_id=DeploymentID(name="pool", app_name="flashvqa"),
+        deployment_name="pool",
+        app_name="flashvqa",
+        current_num_replicas=target,
+        target_num_replicas=target,
+        running_replicas=[],
+        total_num_requests=0,
+        total_queued_requests=queued_at_handles,
+        aggregated_metrics=metrics,
+        raw_metrics={},
+        capacity_adjusted_min_replicas=config.min_replicas,
+        capacity_adjusted_max_replicas=config.max_replicas,
+        policy_state={},
+        last_scale_up_time=None,
+        last_scale_down_time=None,
+        current_time=0.0,
+        config=config,
     )
 
 
@@ -73,17 +89,21 @@ class TestDecoderPolicyInServe:
 
 class TestKnobs:
     def test_delays_and_bounds_are_serve_s_own(self) -> None:
-        config = _serve_config(EncoderAutoscaling(min_replicas=0, max_replicas=2, upscale_delay_s=1,
-                                                  downscale_delay_s=5).serve_config())
+        config = _serve_config(
+            EncoderAutoscaling(min_replicas=0, max_replicas=2, upscale_delay_s=1, downscale_delay_s=5).serve_config()
+        )
         assert (config.min_replicas, config.upscale_delay_s, config.downscale_delay_s) == (0, 1, 5)
 
-    @pytest.mark.parametrize("bad", [
-        {"min_replicas": 3, "max_replicas": 2},
-        {"target_ongoing_requests": 8},  # Serve's request-count policy is the wrong signal for this pool
-        {"target_megapixels_per_replica": 0},
-        {"look_back_period_s": 10},  # no longer than Serve's 10 s push period: one report per window
-        {"look_back_period_s": 2, "metrics_interval_s": 2},
-    ])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"min_replicas": 3, "max_replicas": 2},
+            {"target_ongoing_requests": 8},  # Serve's request-count policy is the wrong signal for this pool
+            {"target_megapixels_per_replica": 0},
+            {"look_back_period_s": 10},  # no longer than Serve's 10 s push period: one report per window
+            {"look_back_period_s": 2, "metrics_interval_s": 2},
+        ],
+    )
     def test_bad_encoder_knobs_are_refused(self, bad: dict[str, Any]) -> None:
         with pytest.raises(ValidationError):
             EncoderAutoscaling.model_validate(bad)

@@ -27,8 +27,11 @@ class TestEncoderSignal:
 
 class TestDecoderSignal:
     def test_counts_running_waiting_and_handle_queued_sequences(self) -> None:
-        metrics = {RUNNING_SEQUENCES: {"a": 16.0, "b": 4.0}, WAITING_SEQUENCES: {"a": 6.0, "b": 0.0},
-                   KV_CACHE_USAGE: {"a": 0.9, "b": 0.2}}
+        metrics = {
+            RUNNING_SEQUENCES: {"a": 16.0, "b": 4.0},
+            WAITING_SEQUENCES: {"a": 6.0, "b": 0.0},
+            KV_CACHE_USAGE: {"a": 0.9, "b": 0.2},
+        }
         signal = DecoderSignal.from_metrics(metrics, queued_at_handles=1)
         assert signal is not None
         assert signal.sequences == 27

@@ -20,8 +20,12 @@ from services.models.tiny_model import DIMS, FULL_GLM4V_DIMS, write_model_files
 @pytest.mark.slow
 def test_the_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "device.json"
-    finished = subprocess.run([sys.executable, "-m", "bench.device_benchmark", "--smoke", "--out", str(out)],
-                              capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench.device_benchmark", "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     figures = json.loads(out.read_text())
     assert figures["environment"]["torch"] and figures["plan"]["dtype"] == "float32"
@@ -45,7 +49,11 @@ def test_the_full_run_is_glm_4_6v_flash_shaped(tmp_path: Path) -> None:
     config = AutoConfig.from_pretrained(tmp_path)
     text, vision = config.text_config, config.vision_config
     assert (text.num_hidden_layers, text.hidden_size, text.num_attention_heads, text.num_key_value_heads) == (
-        40, 4096, 32, 2)
+        40,
+        4096,
+        32,
+        2,
+    )
     assert text.vocab_size == 151552 and text.rope_parameters["mrope_section"] == [8, 12, 12]
     assert text.rope_parameters["partial_rotary_factor"] == 0.5
     assert (vision.depth, vision.hidden_size, vision.patch_size, vision.spatial_merge_size) == (24, 1536, 14, 2)

@@ -41,8 +41,11 @@ class Stack:
 
     def replica_pids(self, deployment: str) -> list[int]:
         listing = subprocess.run(["ps", "-o", "pid=,args=", "-g", str(self.pgid)], capture_output=True, text=True)
-        return [int(line.split()[0]) for line in listing.stdout.splitlines()
-                if f"ServeReplica:flashvqa:{deployment}" in line]
+        return [
+            int(line.split()[0])
+            for line in listing.stdout.splitlines()
+            if f"ServeReplica:flashvqa:{deployment}" in line
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +63,9 @@ def stack(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFac
 
 
 def _question(seed: int, max_tokens: int = 6, stream: bool = False) -> bytes:
-    return chat_body([user_message(picture(seed, ImageSize.THUMBNAIL), f"What is in picture {seed}?")],
-                     max_tokens, stream=stream)
+    return chat_body(
+        [user_message(picture(seed, ImageSize.THUMBNAIL), f"What is in picture {seed}?")], max_tokens, stream=stream
+    )
 
 
 def _post(client: httpx.Client, body: bytes) -> httpx.Response:
@@ -84,8 +88,9 @@ def test_streams_dropped_by_their_clients_free_their_sequences(stack: Stack) -> 
     with httpx.Client(base_url=stack.url, timeout=60) as client:
         for index in range(8):
             body = _question(20_000 + index, max_tokens=2000, stream=True)
-            with client.stream("POST", "/v1/chat/completions", content=body,
-                               headers={"content-type": "application/json"}) as response:
+            with client.stream(
+                "POST", "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+            ) as response:
                 assert response.status_code == 200
                 next(response.iter_lines())
     stats = decoder_stats(wait_for_aborted=aborted_before + 8)
@@ -126,10 +131,15 @@ def test_a_decoder_replica_killed_mid_stream_ends_every_stream_and_is_replaced(s
     first_token = threading.Barrier(5)
 
     def listen(seed: int) -> None:
-        with httpx.Client(base_url=stack.url, timeout=120) as client, client.stream(
-            "POST", "/v1/chat/completions", content=_question(seed, max_tokens=3000, stream=True),
-            headers={"content-type": "application/json"},
-        ) as response:
+        with (
+            httpx.Client(base_url=stack.url, timeout=120) as client,
+            client.stream(
+                "POST",
+                "/v1/chat/completions",
+                content=_question(seed, max_tokens=3000, stream=True),
+                headers={"content-type": "application/json"},
+            ) as response,
+        ):
             events = response.iter_lines()
             next(events)
             first_token.wait(timeout=60)

@@ -18,9 +18,15 @@ SKYLAKE_FLAGS = "flags\t\t: fpu vme sse2 avx2 avx512f avx512bw avx512_vnni\n"
 GRAVITON3_FEATURES = "Features\t: fp asimd aes sha2 sve bf16 i8mm\n"
 
 
-@pytest.mark.parametrize(("cpuinfo", "expected"), [
-    (ZEN4_FLAGS, True), (SKYLAKE_FLAGS, False), (GRAVITON3_FEATURES, True), ("processor\t: 0\n", False),
-])
+@pytest.mark.parametrize(
+    ("cpuinfo", "expected"),
+    [
+        (ZEN4_FLAGS, True),
+        (SKYLAKE_FLAGS, False),
+        (GRAVITON3_FEATURES, True),
+        ("processor\t: 0\n", False),
+    ],
+)
 def test_bf16_instructions_are_read_from_the_cpu_flags(tmp_path: Path, cpuinfo: str, expected: bool) -> None:
     path = tmp_path / "cpuinfo"
     path.write_text("processor\t: 0\nmodel name\t: some cpu\n" + cpuinfo)
@@ -51,8 +57,7 @@ def test_an_explicit_dtype_wins() -> None:
     assert serving_dtype("float16", CPU, None) == torch.float16
 
 
-def test_the_checkpoint_dtype_is_read_from_its_config(tmp_path: Path,
-                                                      tiny_model_dirs: dict[str, Path]) -> None:
+def test_the_checkpoint_dtype_is_read_from_its_config(tmp_path: Path, tiny_model_dirs: dict[str, Path]) -> None:
     assert checkpoint_dtype(tiny_model_dirs["glm4v"]) == torch.float32
     for key in ("dtype", "torch_dtype"):
         (tmp_path / "config.json").write_text(f'{{"{key}": "bfloat16"}}')

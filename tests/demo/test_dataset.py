@@ -118,6 +118,7 @@ class TestAnswersAreTrueOfThePicture:
             assert answer(scene, QuestionKind.TOTAL, "en") == answer(scene, QuestionKind.TOTAL, "zh") == "128.50"
             assert answer(scene, QuestionKind.TRAVEL, "en") == ("yes" if is_travel else "no")
             assert answer(scene, QuestionKind.TRAVEL, "zh") == ("是" if is_travel else "否")
-        assert render(ReceiptScene(0, "2026-01-02", 0, "128.50")).tobytes() != render(
-            ReceiptScene(0, "2026-01-02", 0, "128.60")
-        ).tobytes()
+        assert (
+            render(ReceiptScene(0, "2026-01-02", 0, "128.50")).tobytes()
+            != render(ReceiptScene(0, "2026-01-02", 0, "128.60")).tobytes()
+        )

@@ -18,8 +18,12 @@ from services.demo.shipped import DEMO_MODEL
 
 # The bar, per kind, in every language.
 TARGETS = {
-    QuestionKind.COLOUR: 0.9, QuestionKind.SHAPE: 0.9, QuestionKind.COUNT: 0.9,
-    QuestionKind.NUMBER: 0.8, QuestionKind.TOTAL: 0.8, QuestionKind.TRAVEL: 0.9,
+    QuestionKind.COLOUR: 0.9,
+    QuestionKind.SHAPE: 0.9,
+    QuestionKind.COUNT: 0.9,
+    QuestionKind.NUMBER: 0.8,
+    QuestionKind.TOTAL: 0.8,
+    QuestionKind.TRAVEL: 0.9,
 }
 
 

@@ -63,7 +63,7 @@ def test_image_rows_and_columns_get_rotary_frequencies_that_turn_across_the_pict
     inverse_frequencies = model.model.language_model.rotary_emb.inv_freq
     t, h, w = DemoDims().mrope_section
     assert len(inverse_frequencies) == t + h + w
-    assert inverse_frequencies[t:].max() > 0.3 and inverse_frequencies[t + h:].max() > 0.2
+    assert inverse_frequencies[t:].max() > 0.3 and inverse_frequencies[t + h :].max() > 0.2
 
 
 def test_probe_reads_each_digit_of_the_total() -> None:
@@ -81,7 +81,9 @@ def test_probe_reads_a_number_digit_by_digit(text: str, tens: int, units: int) -
     sample = next(s for s in samples(Split.TRAIN, 0, [QuestionKind.NUMBER]))
     targets = probe_targets((Sample(scene, sample.question),))[0].tolist()
     assert [targets[list(ATTRIBUTES).index(name)] for name in ("number_tens", "number_units", "word")] == [
-        tens, units, IGNORE
+        tens,
+        units,
+        IGNORE,
     ]
 
 

@@ -62,14 +62,19 @@ def test_production_separates_and_autoscales_the_pools(chart_renders: Rendered) 
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
         assert groups[name]["minReplicas"] < groups[name]["maxReplicas"]
     args = manifests.serve_config(rayservice)["applications"][0]["args"]
-    for pool, target in (("encoder", "target_megapixels_per_replica"), ("decoder", "target_sequences_per_replica"),
-                         ("gateway", "target_ongoing_requests")):
+    for pool, target in (
+        ("encoder", "target_megapixels_per_replica"),
+        ("decoder", "target_sequences_per_replica"),
+        ("gateway", "target_ongoing_requests"),
+    ):
         assert "num_replicas" not in args[pool]
         scaling = args[pool]["autoscaling_config"]
         assert scaling["min_replicas"] < scaling["max_replicas"]
         assert scaling[target] > 0
     assert AppArgs.model_validate(args).decoder.serve_options(1)["autoscaling_config"]["policy"]["policy_kwargs"] == {
-        "target_sequences_per_replica": 48, "target_kv_cache_usage": 0.8}  # the file's target, the chart's bound
+        "target_sequences_per_replica": 48,
+        "target_kv_cache_usage": 0.8,
+    }  # the file's target, the chart's bound
     assert args["gateway"]["auth"] == {"allow_anonymous": False}
     kinds = {doc["kind"] for doc in docs}
     assert {"Ingress", "ServiceMonitor", "ConfigMap", "PodDisruptionBudget", "StatefulSet", "Service"} <= kinds
@@ -109,12 +114,16 @@ def test_the_demo_init_container_installs_the_trained_model_once(chart_renders: 
     """Its script, run here as the pod would run it (the image's python on PATH), copies the shipped weights."""
     (rayservice,) = manifests.find(manifests.objects(chart_renders["cpu-only"]), "RayService")
     (init,) = next(iter(manifests.containers(rayservice)))[1]["initContainers"]
-    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                   "MODEL_PATH": str(tmp_path / "glm4v-demo")}
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "MODEL_PATH": str(tmp_path / "glm4v-demo"),
+    }
 
     def run_init() -> str:
-        return subprocess.run([*init["command"], *init["args"]], env=environment, check=True, capture_output=True,
-                              text=True, cwd=tmp_path).stdout
+        return subprocess.run(
+            [*init["command"], *init["args"]], env=environment, check=True, capture_output=True, text=True, cwd=tmp_path
+        ).stdout
 
     run_init()
     installed = tmp_path / "glm4v-demo"

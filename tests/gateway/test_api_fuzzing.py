@@ -38,14 +38,20 @@ def test_no_server_errors(api_schema: BaseSchema, base_url: str) -> None:
     for operation in operations:
 
         @hypothesis.given(case=operation.as_strategy())
-        @hypothesis.settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=list(hypothesis.HealthCheck))
+        @hypothesis.settings(
+            max_examples=40,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
         def answers_without_server_error(case: Case) -> None:
             response = case.call(base_url=base_url, timeout=30)
             if response.status_code == 504 and "x-request-timeout" in (case.headers or {}):
                 return  # the deadline the client itself set (0.5 s, say) passed: 504 is the right answer
-            assert response.status_code < 500, (f"{case.method} {case.path} -> {response.status_code}: "
-                                                f"{response.text[:300]}\n{case.as_curl_command()}")
+            assert response.status_code < 500, (
+                f"{case.method} {case.path} -> {response.status_code}: {response.text[:300]}\n{case.as_curl_command()}"
+            )
             if response.status_code >= 400 and case.path != "/static":
                 error = response.json()["error"]
                 assert error["message"] and error["type"], response.text

@@ -33,10 +33,13 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 
 
 def image_message(question: str = "What is this?", url: str | None = None) -> dict[str, Any]:
-    return {"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url or data_url(png_bytes())}},
-        {"type": "text", "text": question},
-    ]}
+    return {
+        "role": "user",
+        "content": [
+            {"type": "image_url", "image_url": {"url": url or data_url(png_bytes())}},
+            {"type": "text", "text": question},
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +48,13 @@ def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
         tiny_model_dirs["glm4v"],
         EngineConfig(max_num_seqs=2, max_model_len=1024, max_waiting=1),
         # A door wider than the engine (as with several gateway replicas), so the engine's own refusal shows.
-        GatewayOptions(model_name="tiny-glm4v", max_images_per_request=2, max_image_bytes=200_000, max_in_flight=8,
-                       auth=AuthOptions(allow_anonymous=True)),
+        GatewayOptions(
+            model_name="tiny-glm4v",
+            max_images_per_request=2,
+            max_image_bytes=200_000,
+            max_in_flight=8,
+            auth=AuthOptions(allow_anonymous=True),
+        ),
     )
 
 
@@ -62,10 +70,16 @@ def sse_events(body: str) -> list[str]:
 
 class TestChatCompletions:
     def test_non_streaming_answer_with_usage(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json={
-            "model": "tiny-glm4v", "messages": [image_message()], "max_tokens": 6, "temperature": 0,
-            "ignore_eos": True,
-        })
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "tiny-glm4v",
+                "messages": [image_message()],
+                "max_tokens": 6,
+                "temperature": 0,
+                "ignore_eos": True,
+            },
+        )
         assert response.status_code == 200
         body = response.json()
         assert body["object"] == "chat.completion"
@@ -77,9 +91,14 @@ class TestChatCompletions:
     def test_streaming_equals_non_streaming(self, client: httpx.Client) -> None:
         request = {"messages": [image_message()], "max_tokens": 8, "temperature": 0, "ignore_eos": True}
         whole = (client.post("/v1/chat/completions", json=request)).json()
-        response = client.post("/v1/chat/completions", json={
-            **request, "stream": True, "stream_options": {"include_usage": True},
-        })
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                **request,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        )
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse_events(response.text)
@@ -92,24 +111,35 @@ class TestChatCompletions:
         assert chunks[-1]["usage"] == whole["usage"]
 
     def test_text_only_and_multi_turn(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json={"max_tokens": 4, "messages": [
-            {"role": "system", "content": "Be brief."},
-            image_message("Colour?"),
-            {"role": "assistant", "content": "Red."},
-            {"role": "user", "content": "And the shape?"},
-        ]})
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "max_tokens": 4,
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    image_message("Colour?"),
+                    {"role": "assistant", "content": "Red."},
+                    {"role": "user", "content": "And the shape?"},
+                ],
+            },
+        )
         assert response.status_code == 200
-        text_only = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
-                                                                     "max_tokens": 3})
+        text_only = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+        )
         assert text_only.status_code == 200
 
     def test_a_follow_up_reports_its_reused_prompt_tokens_as_cached(self, client: httpx.Client) -> None:
         first_turn = [image_message("What is in this picture, in a few words?", data_url(png_bytes(seed=41)))]
-        first = client.post("/v1/chat/completions", json={"messages": first_turn, "max_tokens": 4, "temperature": 0,
-                                                          "ignore_eos": True})
+        first = client.post(
+            "/v1/chat/completions", json={"messages": first_turn, "max_tokens": 4, "temperature": 0, "ignore_eos": True}
+        )
         assert first.json()["usage"]["prompt_tokens_details"] == {"cached_tokens": 0}
-        follow_up = [*first_turn, {"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]},
-                     {"role": "user", "content": "And the colour?"}]
+        follow_up = [
+            *first_turn,
+            {"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]},
+            {"role": "user", "content": "And the colour?"},
+        ]
         usage = client.post("/v1/chat/completions", json={"messages": follow_up, "max_tokens": 2}).json()["usage"]
         assert 0 < usage["prompt_tokens_details"]["cached_tokens"] < usage["prompt_tokens"]
 
@@ -124,20 +154,37 @@ class TestClientErrors:
     @pytest.mark.parametrize(
         ("request_body", "status", "param"),
         [
-            ({"messages": [image_message(url="data:image/png;base64,@@@notbase64")]}, 400,
-             "messages[0].content[0].image_url"),
-            ({"messages": [image_message(url=data_url(b"GIF89a trailing junk"))]}, 400,
-             "messages[0].content[0].image_url"),
-            ({"messages": [image_message(url=data_url(b"plain text", "text/plain"))]}, 400,
-             "messages[0].content[0].image_url"),
-            ({"messages": [image_message(url="https://example.com/cat.png")]}, 400,
-             "messages[0].content[0].image_url"),
-            ({"messages": [image_message(url=data_url(b"\x89PNG" + b"\0" * 300_000))]}, 400,
-             "messages[0].content[0].image_url"),
-            ({"messages": [{"role": "user", "content": [image_message()["content"][0]] * 3}]}, 400,
-             "messages[0].content[2].image_url"),
-            ({"messages": [{"role": "assistant", "content": image_message()["content"]}]}, 400,
-             "messages[0].content[0].image_url"),
+            (
+                {"messages": [image_message(url="data:image/png;base64,@@@notbase64")]},
+                400,
+                "messages[0].content[0].image_url",
+            ),
+            (
+                {"messages": [image_message(url=data_url(b"GIF89a trailing junk"))]},
+                400,
+                "messages[0].content[0].image_url",
+            ),
+            (
+                {"messages": [image_message(url=data_url(b"plain text", "text/plain"))]},
+                400,
+                "messages[0].content[0].image_url",
+            ),
+            ({"messages": [image_message(url="https://example.com/cat.png")]}, 400, "messages[0].content[0].image_url"),
+            (
+                {"messages": [image_message(url=data_url(b"\x89PNG" + b"\0" * 300_000))]},
+                400,
+                "messages[0].content[0].image_url",
+            ),
+            (
+                {"messages": [{"role": "user", "content": [image_message()["content"][0]] * 3}]},
+                400,
+                "messages[0].content[2].image_url",
+            ),
+            (
+                {"messages": [{"role": "assistant", "content": image_message()["content"]}]},
+                400,
+                "messages[0].content[0].image_url",
+            ),
             ({"messages": [image_message()], "model": "gpt-4o"}, 404, "model"),
             ({"messages": []}, 400, "messages"),
             ({"messages": [image_message()], "temperature": 3}, 400, "temperature"),
@@ -150,9 +197,26 @@ class TestClientErrors:
             ({"messages": [{"role": "user", "content": [{"type": "audio", "x": 1}]}]}, 400, None),
             ({"messages": [{"role": "user", "content": "word " * 2000}]}, 400, "messages"),
         ],
-        ids=["bad_base64", "corrupt_gif", "not_an_image", "remote_url", "too_many_bytes", "too_many_images",
-             "image_in_assistant", "unknown_model", "no_messages", "temperature", "top_p", "n", "max_tokens_zero",
-             "max_tokens_past_context", "five_stops", "tool_role", "unknown_part", "prompt_too_long"],
+        ids=[
+            "bad_base64",
+            "corrupt_gif",
+            "not_an_image",
+            "remote_url",
+            "too_many_bytes",
+            "too_many_images",
+            "image_in_assistant",
+            "unknown_model",
+            "no_messages",
+            "temperature",
+            "top_p",
+            "n",
+            "max_tokens_zero",
+            "max_tokens_past_context",
+            "five_stops",
+            "tool_role",
+            "unknown_part",
+            "prompt_too_long",
+        ],
     )
     def test_rejected_with_openai_error(
         self, client: httpx.Client, request_body: dict, status: int, param: str | None
@@ -168,8 +232,9 @@ class TestClientErrors:
         assert _short_answer(client).status_code == 200
 
     def test_malformed_json(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", content=b"{not json",
-                                     headers={"content-type": "application/json"})
+        response = client.post(
+            "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400
         assert "error" in response.json()
 
@@ -183,8 +248,10 @@ class TestBackpressure:
     def test_full_decoder_refuses_with_429_and_retry_after(self, app: FastAPI, client: httpx.Client) -> None:
         long = {"messages": [image_message()], "max_tokens": 400, "ignore_eos": True, "stream": True}
         engine = app.state.engine
-        with client.stream("POST", "/v1/chat/completions", json=long) as first, \
-                client.stream("POST", "/v1/chat/completions", json=long) as second:
+        with (
+            client.stream("POST", "/v1/chat/completions", json=long) as first,
+            client.stream("POST", "/v1/chat/completions", json=long) as second,
+        ):
             assert (first.status_code, second.status_code) == (200, 200)
             # The third waits for a slot (its response has not started); the fourth finds the queue full.
             waiter = threading.Thread(target=_short_answer, args=(client,))
@@ -213,14 +280,20 @@ class TestDisconnect:
 
 class TestVQA:
     def test_multipart_json_answer(self, client: httpx.Client) -> None:
-        response = client.post("/v1/vqa", files={"image": ("photo.png", png_bytes(), "image/png")},
-                                     data={"question": "What brand is this?", "max_tokens": "5"})
+        response = client.post(
+            "/v1/vqa",
+            files={"image": ("photo.png", png_bytes(), "image/png")},
+            data={"question": "What brand is this?", "max_tokens": "5"},
+        )
         assert response.status_code == 200
         assert response.json()["object"] == "chat.completion"
 
     def test_multipart_stream(self, client: httpx.Client) -> None:
-        response = client.post("/v1/vqa", files={"image": ("photo.png", png_bytes(), "image/png")},
-                                     data={"question": "这是什么品牌?", "stream": "true", "max_tokens": "4"})
+        response = client.post(
+            "/v1/vqa",
+            files={"image": ("photo.png", png_bytes(), "image/png")},
+            data={"question": "这是什么品牌?", "stream": "true", "max_tokens": "4"},
+        )
         events = sse_events(response.text)
         assert events[-1] == "[DONE]"
         assert json.loads(events[-2])["usage"]["completion_tokens"] >= 1
@@ -244,5 +317,3 @@ class TestVQA:
 
 def _short_answer(client: httpx.Client) -> httpx.Response:
     return client.post("/v1/chat/completions", json={"messages": [image_message()], "max_tokens": 2})
-
-

@@ -35,8 +35,10 @@ class TestAuthenticate:
         assert auth.authenticate("Bearer sk-acme-rotated").name == "acme"
         assert auth.authenticate(f"bearer {GLOBEX_KEY}").tokens_per_minute == 5000
 
-    @pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer   ", "Basic abc", f"Token {ACME_KEY}",
-                                        "Bearer sk-wrong", f"Bearer {ACME_KEY}x"])
+    @pytest.mark.parametrize(
+        "header",
+        [None, "", "Bearer", "Bearer   ", "Basic abc", f"Token {ACME_KEY}", "Bearer sk-wrong", f"Bearer {ACME_KEY}x"],
+    )
     def test_missing_malformed_or_unknown_key_is_401(self, key_file: Path, header: str | None) -> None:
         auth = Authenticator.from_file(key_file, allow_anonymous=False)
         with pytest.raises(APIError) as refused:

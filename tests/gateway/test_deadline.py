@@ -17,14 +17,19 @@ from tests.gateway.test_app import sse_events
 from tests.http_server import serve_in_thread
 from tests.waiting import wait_until_idle
 
-LONG_ANSWER = {"messages": [{"role": "user", "content": "Tell me everything."}], "max_tokens": 1000,
-               "ignore_eos": True, "temperature": 0}
+LONG_ANSWER = {
+    "messages": [{"role": "user", "content": "Tell me everything."}],
+    "max_tokens": 1000,
+    "ignore_eos": True,
+    "temperature": 0,
+}
 
 
 @pytest.fixture(scope="module")
 def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
-    options = GatewayOptions(model_name="tiny", request_timeout_s=30, max_request_timeout_s=60,
-                             auth=AuthOptions(allow_anonymous=True))
+    options = GatewayOptions(
+        model_name="tiny", request_timeout_s=30, max_request_timeout_s=60, auth=AuthOptions(allow_anonymous=True)
+    )
     return build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=2, max_model_len=2048), options)
 
 
@@ -44,8 +49,9 @@ class TestDeadline:
         assert app.state.engine.stats().num_aborted == aborted + 1
 
     def test_streaming_past_deadline_ends_with_an_error_event(self, app: FastAPI, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json={**LONG_ANSWER, "stream": True},
-                               headers={"x-request-timeout": "0.3"})
+        response = client.post(
+            "/v1/chat/completions", json={**LONG_ANSWER, "stream": True}, headers={"x-request-timeout": "0.3"}
+        )
         assert response.status_code == 200
         events = sse_events(response.text)
         assert json.loads(events[-1])["error"]["code"] == "timeout"
@@ -53,6 +59,7 @@ class TestDeadline:
         wait_until_idle(app)
 
     def test_within_deadline_is_served(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json={**LONG_ANSWER, "max_tokens": 4},
-                               headers={"x-request-timeout": "20"})
+        response = client.post(
+            "/v1/chat/completions", json={**LONG_ANSWER, "max_tokens": 4}, headers={"x-request-timeout": "20"}
+        )
         assert response.status_code == 200

@@ -39,8 +39,12 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def png_declaring(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def data_url(data: bytes, media_type: str = "image/png") -> str:
@@ -48,15 +52,31 @@ def data_url(data: bytes, media_type: str = "image/png") -> str:
 
 
 def image_request(url: str, **extra: Any) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "What is this?"},
-    ]}], "max_tokens": 2, "temperature": 0, **extra}
+    return {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": "What is this?"},
+                ],
+            }
+        ],
+        "max_tokens": 2,
+        "temperature": 0,
+        **extra,
+    }
 
 
 @pytest.fixture(scope="module")
 def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
-    options = GatewayOptions(model_name="tiny", max_body_bytes=MAX_BODY_BYTES, max_messages=64,
-                             max_completion_tokens=1024, auth=AuthOptions(allow_anonymous=True))
+    options = GatewayOptions(
+        model_name="tiny",
+        max_body_bytes=MAX_BODY_BYTES,
+        max_messages=64,
+        max_completion_tokens=1024,
+        auth=AuthOptions(allow_anonymous=True),
+    )
     return build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=1024), options)
 
 
@@ -92,8 +112,11 @@ class TestHostileInput:
         assert_refused(response, 400, IMAGE_PARAM, "pixels")
 
     def test_50_mb_body_with_content_length(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", content=b"{" + b" " * (50 << 20) + b"}",
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            "/v1/chat/completions",
+            content=b"{" + b" " * (50 << 20) + b"}",
+            headers={"Content-Type": "application/json"},
+        )
         assert_refused(response, 413, None, "larger than")
 
     def test_50_mb_body_streamed_without_content_length(self, client: httpx.Client) -> None:
@@ -108,8 +131,9 @@ class TestHostileInput:
 
     def test_truncated_jpeg(self, client: httpx.Client) -> None:
         jpeg = encode(noise_image(256, 256), "JPEG")
-        response = client.post("/v1/chat/completions", json=image_request(data_url(jpeg[: len(jpeg) // 2],
-                                                                                   "image/jpeg")))
+        response = client.post(
+            "/v1/chat/completions", json=image_request(data_url(jpeg[: len(jpeg) // 2], "image/jpeg"))
+        )
         assert_refused(response, 400, IMAGE_PARAM, "truncated")
 
     def test_text_file_named_png(self, client: httpx.Client) -> None:
@@ -129,8 +153,9 @@ class TestHostileInput:
         assert_refused(response, 400, IMAGE_PARAM, "not a supported image")
 
     def test_1x100000_image(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions",
-                               json=image_request(data_url(encode(Image.new("RGB", (1, 100_000)), "PNG"))))
+        response = client.post(
+            "/v1/chat/completions", json=image_request(data_url(encode(Image.new("RGB", (1, 100_000)), "PNG")))
+        )
         assert_refused(response, 400, IMAGE_PARAM, "aspect ratio")
 
     def test_invalid_base64(self, client: httpx.Client) -> None:
@@ -148,14 +173,18 @@ class TestHostileInput:
         assert_refused(response, 400, IMAGE_PARAM, "text/html is not a supported image type")
 
     def test_wrong_request_content_type(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", content=b"messages=hello",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = client.post(
+            "/v1/chat/completions",
+            content=b"messages=hello",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert 400 <= response.status_code < 500
         assert "error" in response.json()
 
     def test_multipart_file_that_is_not_an_image(self, client: httpx.Client) -> None:
-        response = client.post("/v1/vqa", data={"question": "What?"},
-                               files={"image": ("notes.png", b"plain text", "text/plain")})
+        response = client.post(
+            "/v1/vqa", data={"question": "What?"}, files={"image": ("notes.png", b"plain text", "text/plain")}
+        )
         assert_refused(response, 400, "image", "text/plain is not a supported image type")
 
     def test_10000_messages(self, client: httpx.Client) -> None:
@@ -174,15 +203,19 @@ class TestHostileInput:
         assert_refused(response, 400, "temperature", "temperature")
 
     def test_max_tokens_of_10_to_the_9(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions",
-                               json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**9})
+        response = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**9}
+        )
         assert_refused(response, 400, "max_tokens", "at most 1024")
 
-    @pytest.mark.parametrize(("field", "value"), [("seed", 10**30), ("top_k", 10**12), ("stop_token_ids", [-1]),
-                                                  ("top_p", 0), ("stop", ["x"] * 5), ("n", 2)])
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("seed", 10**30), ("top_k", 10**12), ("stop_token_ids", [-1]), ("top_p", 0), ("stop", ["x"] * 5), ("n", 2)],
+    )
     def test_sampling_parameters_out_of_range(self, client: httpx.Client, field: str, value: Any) -> None:
-        response = client.post("/v1/chat/completions",
-                               json={"messages": [{"role": "user", "content": "hi"}], field: value})
+        response = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], field: value}
+        )
         assert response.status_code == 400, response.text
         assert response.json()["error"]["param"].startswith(field)
 
@@ -197,8 +230,11 @@ class TestHostileInput:
         assert_refused(response, 400, IMAGE_PARAM, "not enabled")
 
     def test_bad_request_timeout_header(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", headers={"x-request-timeout": "-3"},
-                               json={"messages": [{"role": "user", "content": "hi"}]})
+        response = client.post(
+            "/v1/chat/completions",
+            headers={"x-request-timeout": "-3"},
+            json={"messages": [{"role": "user", "content": "hi"}]},
+        )
         assert_refused(response, 400, "x-request-timeout", "greater than 0")
 
 
@@ -243,14 +279,25 @@ class TestOddButValidInput:
     @pytest.mark.parametrize(("field", "value"), [("temperature", 1e-300), ("temperature", 5e-324), ("top_p", 5e-324)])
     def test_vanishing_temperature_or_top_p(self, client: httpx.Client, field: str, value: float) -> None:
         """Found by the fuzzer: such values rounded to invalid distributions in float32 and failed the engine."""
-        response = client.post("/v1/chat/completions", json={
-            "messages": [{"role": "user", "content": "hi"}], field: value, "max_tokens": 2,
-        })
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                field: value,
+                "max_tokens": 2,
+            },
+        )
         assert response.status_code == 200, response.text
 
     def test_unknown_extra_fields_are_ignored(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json=image_request(
-            data_url(encode(noise_image(32, 32), "PNG")),
-            frequency_penalty=0, logit_bias={}, parallel_tool_calls=False, some_future_field={"x": [1, 2]},
-        ))
+        response = client.post(
+            "/v1/chat/completions",
+            json=image_request(
+                data_url(encode(noise_image(32, 32), "PNG")),
+                frequency_penalty=0,
+                logit_bias={},
+                parallel_tool_calls=False,
+                some_future_field={"x": [1, 2]},
+            ),
+        )
         assert response.status_code == 200, response.text

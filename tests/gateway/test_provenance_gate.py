@@ -41,8 +41,9 @@ def photo() -> np.ndarray:
 
 
 def app_with(model_dir: Path, policy: ProvenancePolicy) -> FastAPI:
-    options = GatewayOptions(model_name="tiny", auth=AuthOptions(allow_anonymous=True),
-                             provenance=ProvenanceOptions(policy=policy))
+    options = GatewayOptions(
+        model_name="tiny", auth=AuthOptions(allow_anonymous=True), provenance=ProvenanceOptions(policy=policy)
+    )
     return build_in_process_app(model_dir, EngineConfig(max_num_seqs=4, max_model_len=1024), options)
 
 
@@ -98,8 +99,9 @@ class TestReported:
         assert response.headers[HEADER] == "flag; watermark=stable-diffusion-xl"
         assert response.json()["provenance"][0]["invisible_watermark"]["detected"] is True
 
-    def test_streamed_answer_carries_it_in_the_header_and_first_chunk(self, client: httpx.Client,
-                                                                       photo: np.ndarray) -> None:
+    def test_streamed_answer_carries_it_in_the_header_and_first_chunk(
+        self, client: httpx.Client, photo: np.ndarray
+    ) -> None:
         response = ask(client, with_generator_metadata(photo), stream=True)
         assert response.status_code == 200, response.text
         assert response.headers[HEADER].startswith("flag;")
@@ -114,16 +116,16 @@ class TestReported:
         assert response.headers[HEADER].split(" | ")[1].startswith("flag;")
 
     def test_text_only_request_has_no_report(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
-                                                              **ANSWER})
+        response = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], **ANSWER})
         assert response.status_code == 200 and HEADER not in response.headers
         assert "provenance" not in response.json()
 
 
 class TestPolicy:
     @pytest.mark.parametrize("stream", [False, True])
-    def test_blocked_finding_is_refused_before_any_token(self, strict_client: httpx.Client, photo: np.ndarray,
-                                                         stream: bool) -> None:
+    def test_blocked_finding_is_refused_before_any_token(
+        self, strict_client: httpx.Client, photo: np.ndarray, stream: bool
+    ) -> None:
         response = ask(strict_client, png_bytes(photo), with_generator_metadata(photo), stream=stream)
         assert response.status_code == 400, response.text
         error = response.json()["error"]

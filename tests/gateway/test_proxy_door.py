@@ -18,17 +18,26 @@ from services.gateway.proxy_door import (
 )
 
 
-def answering(status: int, content_type: bytes, body: bytes, *extra_headers: tuple[bytes, bytes],
-              chunks: int = 1):
+def answering(status: int, content_type: bytes, body: bytes, *extra_headers: tuple[bytes, bytes], chunks: int = 1):
     """An ASGI app that answers every request as Serve's proxy would answer it itself."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type), *extra_headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), *extra_headers],
+            }
+        )
         size = -(-len(body) // chunks)
         for index in range(chunks):
-            await send({"type": "http.response.body", "body": body[index * size:(index + 1) * size],
-                        "more_body": index < chunks - 1})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": body[index * size : (index + 1) * size],
+                    "more_body": index < chunks - 1,
+                }
+            )
 
     return app
 
@@ -42,11 +51,16 @@ async def through_the_door(app: object) -> httpx.Response:
 @pytest.mark.parametrize("chunks", [1, 3])
 async def test_serves_plain_text_503_becomes_the_openai_form(chunks: int) -> None:
     message = b"Request dropped due to backpressure (num_queued_requests=65, max_queued_requests=64)."
-    response = await through_the_door(answering(503, b"text/plain; charset=utf-8", message,
-                                                (b"retry-after", b"2"), chunks=chunks))
+    response = await through_the_door(
+        answering(503, b"text/plain; charset=utf-8", message, (b"retry-after", b"2"), chunks=chunks)
+    )
     assert response.status_code == 503
-    assert response.json()["error"] == {"message": message.decode(), "type": "server_error", "param": None,
-                                         "code": "overloaded"}
+    assert response.json()["error"] == {
+        "message": message.decode(),
+        "type": "server_error",
+        "param": None,
+        "code": "overloaded",
+    }
     assert response.headers["retry-after"] == "2"
     assert response.headers["content-type"] == "application/json"
 
@@ -61,11 +75,14 @@ async def test_a_timeout_is_a_server_error_of_its_own_code() -> None:
     assert (response.status_code, response.json()["error"]["code"]) == (408, "timeout")
 
 
-@pytest.mark.parametrize(("status", "content_type", "body"), [
-    (200, b"text/plain", b"fine"),
-    (503, b"application/json", b'{"error": {"message": "ours", "type": "server_error"}}'),
-    (200, b"text/event-stream", b"data: [DONE]\n\n"),
-])
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (200, b"text/plain", b"fine"),
+        (503, b"application/json", b'{"error": {"message": "ours", "type": "server_error"}}'),
+        (200, b"text/event-stream", b"data: [DONE]\n\n"),
+    ],
+)
 async def test_everything_else_passes_untouched(status: int, content_type: bytes, body: bytes) -> None:
     response = await through_the_door(answering(status, content_type, body))
     assert (response.status_code, response.content) == (status, body)
@@ -80,7 +97,8 @@ def test_the_proxy_budget_comes_from_its_environment(monkeypatch: pytest.MonkeyP
 
 
 def test_flashvqa_serve_gives_the_proxy_every_gateway_replicas_budget() -> None:
-    environment = proxy_door_environment({"model": "m", "decoder": {"max_num_seqs": 8, "max_waiting": 8},
-                                          "gateway": {"num_replicas": 2}})
+    environment = proxy_door_environment(
+        {"model": "m", "decoder": {"max_num_seqs": 8, "max_waiting": 8}, "gateway": {"num_replicas": 2}}
+    )
     assert environment["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == PROXY_CALLBACK
     assert environment[MAX_IN_FLIGHT_VARIABLE] == "16"  # 8 per gateway replica, two replicas

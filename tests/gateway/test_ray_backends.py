@@ -99,11 +99,15 @@ async def first_error(backends: RayBackends, images: int = 0) -> BaseException:
 BACKPRESSURE = BackPressureError(num_queued_requests=3, max_queued_requests=2)
 
 
-@pytest.mark.parametrize("error", [
-    BACKPRESSURE,
-    RayTaskError("generate", "traceback", BACKPRESSURE).as_instanceof_cause(),
-    RayTaskError("generate", "traceback", RayTaskError("encode", "traceback", BACKPRESSURE)),
-], ids=["bare", "as_instance_of_cause", "wrapped_twice"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        BACKPRESSURE,
+        RayTaskError("generate", "traceback", BACKPRESSURE).as_instanceof_cause(),
+        RayTaskError("generate", "traceback", RayTaskError("encode", "traceback", BACKPRESSURE)),
+    ],
+    ids=["bare", "as_instance_of_cause", "wrapped_twice"],
+)
 async def test_full_serve_queue_is_ours_503(error: BaseException) -> None:
     assert isinstance(await first_error(backends_raising(error)), ServiceUnavailableError)
 

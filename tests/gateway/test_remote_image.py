@@ -85,8 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
             "/huge": lambda: self._stream(b"\0" * 65536, pause_s=0),
             "/drip": lambda: self._stream(b"\0", pause_s=0.05),
             "/declared-huge": self._declare_huge,
-            "/lying-length": lambda: self._send(200, {"Content-Type": "image/png", "Content-Length": "100"},
-                                                b"\0" * (10 * MAX_BYTES)),
+            "/lying-length": lambda: self._send(
+                200, {"Content-Type": "image/png", "Content-Length": "100"}, b"\0" * (10 * MAX_BYTES)
+            ),
             "/truncated": lambda: self._send(200, {"Content-Type": "image/png", "Content-Length": "1000"}, b"\0" * 10),
             "/slow": self._slow,
         }
@@ -110,8 +111,11 @@ def server() -> Iterator[str]:
 
 def _fetcher(address_allowed: Callable[[IPAddress], bool] = _only_loopback, **options: object) -> RemoteImageFetcher:
     settings: dict[str, object] = {
-        "enabled": True, "allowed_hosts": ["127.0.0.1", "127.0.0.2"], "allow_http": True,
-        "max_bytes": MAX_BYTES, "timeout_s": 2.0,
+        "enabled": True,
+        "allowed_hosts": ["127.0.0.1", "127.0.0.2"],
+        "allow_http": True,
+        "max_bytes": MAX_BYTES,
+        "timeout_s": 2.0,
     }
     settings.update(options)
     return RemoteImageFetcher(RemoteImageOptions.model_validate(settings), address_allowed=address_allowed)
@@ -127,12 +131,30 @@ async def _refusal(fetcher: RemoteImageFetcher, url: str) -> str:
 @pytest.mark.parametrize(
     ("address", "public"),
     [
-        ("127.0.0.1", False), ("::1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("172.31.255.255", False),
-        ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False),
-        ("::", False), ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False), ("fc00::1", False),
-        ("fd12:3456::1", False), ("fe80::1", False), ("224.0.0.1", False), ("ff02::1", False),
-        ("255.255.255.255", False), ("240.0.0.1", False), ("2002:7f00:1::", False), ("64:ff9b::a00:1", False),
-        ("8.8.8.8", True), ("1.1.1.1", True), ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("172.31.255.255", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("fc00::1", False),
+        ("fd12:3456::1", False),
+        ("fe80::1", False),
+        ("224.0.0.1", False),
+        ("ff02::1", False),
+        ("255.255.255.255", False),
+        ("240.0.0.1", False),
+        ("2002:7f00:1::", False),
+        ("64:ff9b::a00:1", False),
+        ("8.8.8.8", True),
+        ("1.1.1.1", True),
+        ("2606:4700:4700::1111", True),
     ],
 )
 def test_is_public_address(address: str, public: bool) -> None:
@@ -146,9 +168,14 @@ class TestAllowlist:
     @pytest.mark.parametrize(
         ("host", "allowed"),
         [
-            ("images.example.com", True), ("IMAGES.example.com.", True), ("a.cdn.example.net", True),
-            ("a.b.cdn.example.net", True), ("cdn.example.net", False), ("evilcdn.example.net", False),
-            ("example.com", False), ("images.example.com.evil.org", False),
+            ("images.example.com", True),
+            ("IMAGES.example.com.", True),
+            ("a.cdn.example.net", True),
+            ("a.b.cdn.example.net", True),
+            ("cdn.example.net", False),
+            ("evilcdn.example.net", False),
+            ("example.com", False),
+            ("images.example.com.evil.org", False),
         ],
     )
     def test_matching(self, host: str, allowed: bool) -> None:

@@ -42,7 +42,11 @@ class TestMapping:
         grammar = _request({"type": "json_schema", "json_schema": example}).to_sampling_params().grammar
         assert grammar == GrammarSpec.for_schema(example["schema"], strict=True)
         assert grammar is not None and list(json.loads(grammar.json_schema)["properties"]) == [
-            "category", "amount", "currency", "is_travel_expense", "reason"
+            "category",
+            "amount",
+            "currency",
+            "is_travel_expense",
+            "reason",
         ]
 
     def test_strict_defaults_to_false_and_a_missing_schema_to_any_object(self) -> None:

@@ -29,8 +29,12 @@ async def test_chunk_sequence() -> None:
     assert [b["choices"][0]["delta"].get("content") for b in bodies[1:3]] == ["hello", " world"]
     assert [b["choices"][0]["finish_reason"] for b in bodies[1:3]] == [None, "stop"]
     assert bodies[3]["choices"] == []
-    assert bodies[3]["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
-                                  "prompt_tokens_details": {"cached_tokens": 0}}
+    assert bodies[3]["usage"] == {
+        "prompt_tokens": 5,
+        "completion_tokens": 2,
+        "total_tokens": 7,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 async def test_a_break_after_the_first_token_becomes_an_error_event() -> None:

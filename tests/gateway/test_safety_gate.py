@@ -73,11 +73,11 @@ class TestPrompt:
 
 class TestImage:
     @pytest.mark.parametrize("stream", [False, True])
-    def test_blocked_image_is_refused_before_any_token(self, app: FastAPI, client: httpx.Client,
-                                                       stream: bool) -> None:
+    def test_blocked_image_is_refused_before_any_token(self, app: FastAPI, client: httpx.Client, stream: bool) -> None:
         url = data_url(encode(shapes_open_nsfw_misreads(), "PNG"))
-        response = client.post("/v1/chat/completions",
-                               json={"messages": [image_message(url=url)], "stream": stream, **LONG_ANSWER})
+        response = client.post(
+            "/v1/chat/completions", json={"messages": [image_message(url=url)], "stream": stream, **LONG_ANSWER}
+        )
         assert_policy_refusal(response, "sexual")
         wait_until_idle(app)
 
@@ -92,8 +92,9 @@ class TestAnswer:
         assert_policy_refusal(response, "hate")
 
     def test_streamed_answer_ends_with_an_error_event_at_the_term(self, app: FastAPI, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions",
-                               json=text_request("Tell me everything.", stream=True, **LONG_ANSWER))
+        response = client.post(
+            "/v1/chat/completions", json=text_request("Tell me everything.", stream=True, **LONG_ANSWER)
+        )
         assert response.status_code == 200
         events = sse_events(response.text)
         error = json.loads(events[-1])["error"]
@@ -104,8 +105,9 @@ class TestAnswer:
 
 
 class TestSafetyModelUnavailable:
-    def test_fails_closed_for_images_and_still_serves_text(self, tiny_model_dirs: dict[str, Path],
-                                                           tmp_path: Path) -> None:
+    def test_fails_closed_for_images_and_still_serves_text(
+        self, tiny_model_dirs: dict[str, Path], tmp_path: Path
+    ) -> None:
         broken = tmp_path / "broken.onnx"
         broken.write_bytes(b"not a model")
         app = app_with(tiny_model_dirs["glm4v"], SafetyOptions(image_model_path=broken))

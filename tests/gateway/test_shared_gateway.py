@@ -30,8 +30,9 @@ def gateway_app(model_dir: Path, redis_url: str, key_file: Path, requests_per_mi
         rate_limits=RateLimitOptions(requests_per_minute=requests_per_minute),
         redis_timeout_ms=200,
     )
-    return build_in_process_app(model_dir, EngineConfig(max_num_seqs=4, max_model_len=1024), options,
-                                redis_url=redis_url)
+    return build_in_process_app(
+        model_dir, EngineConfig(max_num_seqs=4, max_model_len=1024), options, redis_url=redis_url
+    )
 
 
 @pytest.fixture
@@ -42,20 +43,36 @@ def key_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def two_gateways(tiny_model_dirs: dict[str, Path], redis_server: RedisServer,
-                 key_file: Path) -> Iterator[tuple[list[httpx.Client], list[FastAPI]]]:
+def two_gateways(
+    tiny_model_dirs: dict[str, Path], redis_server: RedisServer, key_file: Path
+) -> Iterator[tuple[list[httpx.Client], list[FastAPI]]]:
     redis_server.flush()
     apps = [gateway_app(tiny_model_dirs["glm4v"], redis_server.url, key_file, 10) for _ in range(2)]
     with ExitStack() as stack:
-        clients = [stack.enter_context(httpx.Client(base_url=stack.enter_context(serve_in_thread(app)), timeout=30,
-                                                    headers={"Authorization": f"Bearer {KEY}"})) for app in apps]
+        clients = [
+            stack.enter_context(
+                httpx.Client(
+                    base_url=stack.enter_context(serve_in_thread(app)),
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {KEY}"},
+                )
+            )
+            for app in apps
+        ]
         yield clients, apps
 
 
 def ask(client: httpx.Client, question: str = "What is this?", **extra: Any) -> httpx.Response:
-    return client.post("/v1/chat/completions", json={
-        "messages": [image_message(question)], "max_tokens": 4, "temperature": 0, "ignore_eos": True, **extra,
-    })
+    return client.post(
+        "/v1/chat/completions",
+        json={
+            "messages": [image_message(question)],
+            "max_tokens": 4,
+            "temperature": 0,
+            "ignore_eos": True,
+            **extra,
+        },
+    )
 
 
 def finished(app: FastAPI) -> int:
@@ -78,8 +95,11 @@ class TestSharedRateLimit:
     def test_unauthenticated_requests_are_401_and_not_counted(self, two_gateways: Any) -> None:
         clients, _ = two_gateways
         for _ in range(12):
-            response = clients[0].post("/v1/chat/completions", headers={"Authorization": "Bearer sk-nope"},
-                                       json={"messages": [{"role": "user", "content": "hi"}]})
+            response = clients[0].post(
+                "/v1/chat/completions",
+                headers={"Authorization": "Bearer sk-nope"},
+                json={"messages": [{"role": "user", "content": "hi"}]},
+            )
             assert response.status_code == 401
             assert response.json()["error"]["code"] == "invalid_api_key"
         assert ask(clients[1]).status_code == 200
@@ -122,13 +142,14 @@ class TestSharedResponseCache:
 class TestRedisFailure:
     """Redis killed mid-test: requests are still served, /health says degraded, and recovers."""
 
-    def test_served_while_redis_is_down(self, tiny_model_dirs: dict[str, Path], key_file: Path,
-                                        tmp_path: Path) -> None:
+    def test_served_while_redis_is_down(self, tiny_model_dirs: dict[str, Path], key_file: Path, tmp_path: Path) -> None:
         redis_server = RedisServer(tmp_path)
         redis_server.start()
         app = gateway_app(tiny_model_dirs["glm4v"], redis_server.url, key_file, 1000)
-        with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30,
-                                                       headers={"Authorization": f"Bearer {KEY}"}) as client:
+        with (
+            serve_in_thread(app) as url,
+            httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {KEY}"}) as client,
+        ):
             assert ask(client).status_code == 200
             assert client.get("/health").json() == {"status": "ok"}
             redis_server.kill()

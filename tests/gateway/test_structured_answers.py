@@ -42,11 +42,18 @@ def client(app: FastAPI) -> Iterator[httpx.Client]:
         yield client
 
 
-def _ask(client: httpx.Client, response_format: Any, question: str = "What does the receipt say?",
-         **fields: Any) -> httpx.Response:
-    return client.post("/v1/chat/completions", json={
-        "messages": [image_message(question)], "response_format": response_format, "max_tokens": BUDGET, **fields,
-    })
+def _ask(
+    client: httpx.Client, response_format: Any, question: str = "What does the receipt say?", **fields: Any
+) -> httpx.Response:
+    return client.post(
+        "/v1/chat/completions",
+        json={
+            "messages": [image_message(question)],
+            "response_format": response_format,
+            "max_tokens": BUDGET,
+            **fields,
+        },
+    )
 
 
 def _answer(response: httpx.Response) -> tuple[str, str]:
@@ -154,9 +161,14 @@ class TestRefusedFormats:
             assert _plain_answer(client).status_code == 200
 
     def test_a_format_cannot_constrain_a_thinking_model(self, client: httpx.Client) -> None:
-        response = client.post("/v1/chat/completions", json={
-            "messages": [{"role": "user", "content": "hi"}], "response_format": JSON_MODE,
-            "chat_template_kwargs": {"enable_thinking": True}})
+        response = client.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [{"role": "user", "content": "hi"}],
+                "response_format": JSON_MODE,
+                "chat_template_kwargs": {"enable_thinking": True},
+            },
+        )
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert (error["param"], error["code"]) == ("response_format", "invalid_response_format")
@@ -198,8 +210,11 @@ class TestVQAForm:
 
     @staticmethod
     def _vqa(client: httpx.Client, **form: str) -> httpx.Response:
-        return client.post("/v1/vqa", files={"image": ("receipt.png", png_bytes(), "image/png")},
-                           data={"question": "What does the receipt say?", "max_tokens": str(BUDGET), **form})
+        return client.post(
+            "/v1/vqa",
+            files={"image": ("receipt.png", png_bytes(), "image/png")},
+            data={"question": "What does the receipt say?", "max_tokens": str(BUDGET), **form},
+        )
 
     @pytest.mark.parametrize("stream", ["false", "true"])
     def test_receipt_answers_validate(self, client: httpx.Client, stream: str) -> None:
@@ -215,16 +230,32 @@ class TestVQAForm:
             ({"response_format": "{json_object"}, "response_format", "Invalid JSON"),
             ({"response_format": '"json_object"'}, "response_format", "object"),
             ({"response_format": '{"type": "xml"}'}, "response_format", "'xml'"),
-            ({"response_format": '{"type": "json_schema", "json_schema": {"name": "has spaces"}}'},
-             "response_format.json_schema.name", "pattern"),
-            ({"response_format": json.dumps(_schema_format({"type": "string", "format": "credit-card"}))},
-             "response_format", "credit-card"),
-            ({"response_format": json.dumps(JSON_MODE), "enable_thinking": "true"}, "response_format",
-             "enable_thinking"),
+            (
+                {"response_format": '{"type": "json_schema", "json_schema": {"name": "has spaces"}}'},
+                "response_format.json_schema.name",
+                "pattern",
+            ),
+            (
+                {"response_format": json.dumps(_schema_format({"type": "string", "format": "credit-card"}))},
+                "response_format",
+                "credit-card",
+            ),
+            (
+                {"response_format": json.dumps(JSON_MODE), "enable_thinking": "true"},
+                "response_format",
+                "enable_thinking",
+            ),
             ({"seed": str(2**64)}, "seed", "less than"),
         ],
-        ids=["not_json", "not_an_object", "unknown_type", "bad_name", "unknown_format", "with_thinking",
-             "seed_out_of_range"],
+        ids=[
+            "not_json",
+            "not_an_object",
+            "unknown_type",
+            "bad_name",
+            "unknown_format",
+            "with_thinking",
+            "seed_out_of_range",
+        ],
     )
     def test_refused_with_the_field_named(
         self, client: httpx.Client, form: dict[str, str], param: str | None, reason: str

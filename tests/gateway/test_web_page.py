@@ -61,8 +61,12 @@ def page(browser: Any, base_url: str) -> Iterator[Any]:
 
 def _chat_requests(page: Any) -> list[dict[str, Any]]:
     bodies: list[dict[str, Any]] = []
-    page.on("request", lambda request: bodies.append(json.loads(request.post_data))
-            if request.url.endswith("/v1/chat/completions") else None)
+    page.on(
+        "request",
+        lambda request: (
+            bodies.append(json.loads(request.post_data)) if request.url.endswith("/v1/chat/completions") else None
+        ),
+    )
     return bodies
 
 
@@ -75,7 +79,9 @@ def _set_max_tokens(page: Any, value: str) -> None:
 def _wait_for_answers(page: Any, count: int) -> None:
     page.wait_for_function(
         "n => [...document.querySelectorAll('.turn.assistant .meta')].filter(m => m.textContent.includes('total'))"
-        ".length === n", arg=count)
+        ".length === n",
+        arg=count,
+    )
 
 
 class TestAsking:
@@ -193,8 +199,12 @@ class TestErrors:
     @pytest.mark.parametrize(("status", "expected"), [(429, "retry in 7 s"), (503, "busy"), (401, "API key")])
     def test_refusals_are_explained(self, page: Any, status: int, expected: str) -> None:
         body = json.dumps({"error": {"message": "refused", "type": "x", "param": None, "code": None}})
-        page.route("**/v1/chat/completions", lambda route: route.fulfill(
-            status=status, headers={"Retry-After": "7"}, content_type="application/json", body=body))
+        page.route(
+            "**/v1/chat/completions",
+            lambda route: route.fulfill(
+                status=status, headers={"Retry-After": "7"}, content_type="application/json", body=body
+            ),
+        )
         page.fill("#question", "hi")
         page.press("#question", "Enter")
         page.wait_for_selector("#error:not([hidden])")
@@ -259,8 +269,10 @@ class TestStructuredAnswers:
         self, page: Any, choice: str, deltas: list[str], shown: str, incomplete: bool
     ) -> None:
         requests = _chat_requests(page)
-        page.route("**/v1/chat/completions", lambda route: route.fulfill(
-            status=200, content_type="text/event-stream", body=_answer_stream(deltas)))
+        page.route(
+            "**/v1/chat/completions",
+            lambda route: route.fulfill(status=200, content_type="text/event-stream", body=_answer_stream(deltas)),
+        )
         page.select_option("#answer-format", choice)
         page.fill("#question", "What is the total?")
         page.press("#question", "Enter")
@@ -292,7 +304,8 @@ class TestPage:
     def test_every_control_has_a_label(self, page: Any) -> None:
         unlabelled = page.evaluate(
             "[...document.querySelectorAll('input, textarea')]"
-            ".filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.id)")
+            ".filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.id)"
+        )
         assert unlabelled == []
 
     def test_api_key_is_kept_and_sent(self, page: Any) -> None:

@@ -131,8 +131,9 @@ async def test_a_slow_consumer_gets_the_backlog_in_one_output(language: Language
 
 async def test_a_stream_sends_its_first_and_last_output_at_once_and_merges_between(language: LanguageHalf) -> None:
     # An hour between messages: a stream that waited out its interval before the last output would time out.
-    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)),
-                            stream_interval_s=3600)
+    engine = AsyncLLMEngine(
+        LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)), stream_interval_s=3600
+    )
     params = SamplingParams(max_tokens=12, temperature=0, ignore_eos=True)
 
     async def collect() -> list[RequestOutput]:
@@ -180,8 +181,9 @@ async def _drain(stream: object) -> list[RequestOutput]:
     return [output async for output in stream]  # type: ignore[attr-defined]
 
 
-def _failing_engine(language: LanguageHalf, monkeypatch: pytest.MonkeyPatch, max_num_seqs: int,
-                    times: int) -> AsyncLLMEngine:
+def _failing_engine(
+    language: LanguageHalf, monkeypatch: pytest.MonkeyPatch, max_num_seqs: int, times: int
+) -> AsyncLLMEngine:
     """An engine whose runner's forward fails its next `times` calls."""
     llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=max_num_seqs, max_model_len=256))
     monkeypatch.setattr(llm_engine.runner, "run", FailingForward(llm_engine.runner.run, times))
@@ -206,8 +208,9 @@ async def test_a_failed_step_spares_the_requests_it_did_not_run(
 ) -> None:
     """A prompt that waits for a slot is not in the failing step: it is answered once the slot frees."""
     engine = _failing_engine(language, monkeypatch, max_num_seqs=1, times=1)
-    failed, spared = await asyncio.gather(_drain(engine.generate(_request("a"), [])),
-                                          _drain(engine.generate(_request("b"), [])), return_exceptions=True)
+    failed, spared = await asyncio.gather(
+        _drain(engine.generate(_request("a"), [])), _drain(engine.generate(_request("b"), [])), return_exceptions=True
+    )
     assert isinstance(failed, StepError)
     assert isinstance(spared, list) and spared[-1].num_output_tokens == 4
 

@@ -32,8 +32,9 @@ async def test_preemptions_and_block_usage_are_exported(tiny_model_dirs: dict[st
     pool = 8 * language.kv_shape.bytes_per_block()  # 128 tokens: four answers of ~70 tokens cannot all fit
     config = EngineConfig(max_num_seqs=4, max_model_len=128, kv_cache_bytes=pool)
     engine = AsyncLLMEngine(LLMEngine(language, config), replica="small-pool")
-    answers = await asyncio.gather(*(_ask(engine, f"r{index}", f"Question {index}: tell me a story.")
-                                     for index in range(4)))
+    answers = await asyncio.gather(
+        *(_ask(engine, f"r{index}", f"Question {index}: tell me a story.") for index in range(4))
+    )
     assert all(answer[-1].num_output_tokens == 40 for answer in answers)
     preemptions = engine.stats().num_preemptions
     assert preemptions > 0

@@ -27,4 +27,3 @@ def test_the_same_seed_gives_the_same_bytes_and_another_seed_other_pixels() -> N
     assert picture(7).data == picture(7).data
     pixels = {Image.open(io.BytesIO(picture(seed).data)).tobytes() for seed in range(9)}
     assert len(pixels) == 9
-

@@ -77,8 +77,12 @@ class TestLocalRun:
         """The same measurements (a copy) judged against a target nobody meets."""
         out = shutil.copytree(run.out, tmp_path / "rejudged")
         profile = load_profiles()["cpu-tiny"]
-        impossible = profile.model_copy(update={"steady": profile.steady | {
-            Scenario.CACHED: profile.steady[Scenario.CACHED].model_copy(update={"p99_e2e_ms": 1})}})
+        impossible = profile.model_copy(
+            update={
+                "steady": profile.steady
+                | {Scenario.CACHED: profile.steady[Scenario.CACHED].model_copy(update={"p99_e2e_ms": 1})}
+            }
+        )
         missed = report("cpu-tiny", impossible, out)
         measured = run.verdict["scenarios"]["cached"]["p99_e2e_ms"]
         assert [check.describe() for check in missed] == [f"cached: P99 end to end {measured:.0f} ms (target ≤ 1 ms)"]

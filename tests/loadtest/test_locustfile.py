@@ -18,16 +18,28 @@ REQUEST_TIMEOUT_S = 1
 
 
 def test_every_scenario_is_a_user_class_of_the_locustfile() -> None:
-    listed = subprocess.run([sys.executable, "-m", "locust", "--locustfile", str(LOCUSTFILE), "--list"],
-                            capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "locust", "--locustfile", str(LOCUSTFILE), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
     assert sorted(line.strip() for line in listed.splitlines()[1:]) == sorted(s.user_class for s in Scenario)
 
 
 def _profile() -> Profile:
     targets = ScenarioTargets(users=1)
-    return Profile(description="test", max_tokens=4, think_time_s=0.05, request_timeout_s=REQUEST_TIMEOUT_S,
-                   steady_seconds=3, overload_seconds=3, steady={Scenario.STREAMING: targets},
-                   overload=OverloadTargets(users=2, p99_refusal_ms=1, min_refusal_rate=0.1))
+    return Profile(
+        description="test",
+        max_tokens=4,
+        think_time_s=0.05,
+        request_timeout_s=REQUEST_TIMEOUT_S,
+        steady_seconds=3,
+        overload_seconds=3,
+        steady={Scenario.STREAMING: targets},
+        overload=OverloadTargets(users=2, p99_refusal_ms=1, min_refusal_rate=0.1),
+    )
 
 
 @pytest.fixture(scope="module")

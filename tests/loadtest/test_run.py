@@ -32,7 +32,7 @@ def test_locust_gets_a_bounded_run_with_each_scenarios_users(tmp_path: Path) -> 
     settings = {entry["user_class_name"]: entry for entry in json.loads(value("--config-users"))}
     assert settings[Scenario.STREAMING.user_class]["fixed_count"] == profile.steady[Scenario.STREAMING].users
     assert settings[Scenario.COLD.user_class]["network_timeout"] == profile.request_timeout_s
-    assert command[-len(steady.users):] == [scenario.user_class for scenario in steady.users]
+    assert command[-len(steady.users) :] == [scenario.user_class for scenario in steady.users]
     ci = load_profiles()["cpu-tiny"]
     assert "--processes" not in phases(ci)[0].command("http://127.0.0.1:8000", ci, tmp_path)
 

@@ -19,7 +19,7 @@ class TestSSEStream:
 
     def test_byte_by_byte(self) -> None:
         stream = SSEStream()
-        events = [event for i in range(len(WIRE)) for event in stream.feed(WIRE[i:i + 1])]
+        events = [event for i in range(len(WIRE)) for event in stream.feed(WIRE[i : i + 1])]
         assert events == [ROLE, TEXT, FINISH, USAGE] and stream.done
 
     def test_at_once(self) -> None:

@@ -8,11 +8,29 @@ from loadtest.summary import summary_table
 from loadtest.targets import OverloadTargets, ScenarioTargets
 from loadtest.verdict import Metric, checks
 
-STREAMING = ScenarioResult(Scenario.STREAMING, users=2, requests=100, errors=0, refused=0, answered_per_s=4.0,
-                           p99_e2e_ms=900, p99_ttft_ms=180, p99_refusal_ms=None)
+STREAMING = ScenarioResult(
+    Scenario.STREAMING,
+    users=2,
+    requests=100,
+    errors=0,
+    refused=0,
+    answered_per_s=4.0,
+    p99_e2e_ms=900,
+    p99_ttft_ms=180,
+    p99_refusal_ms=None,
+)
 STREAMING_TARGETS = ScenarioTargets(users=2, p99_ttft_ms=200, p99_e2e_ms=1000, max_error_rate=0.01, min_rps=3)
-OVERLOAD = ScenarioResult(Scenario.OVERLOAD, users=40, requests=200, errors=0, refused=120, answered_per_s=8.0,
-                          p99_e2e_ms=5000, p99_ttft_ms=None, p99_refusal_ms=300)
+OVERLOAD = ScenarioResult(
+    Scenario.OVERLOAD,
+    users=40,
+    requests=200,
+    errors=0,
+    refused=120,
+    answered_per_s=8.0,
+    p99_e2e_ms=5000,
+    p99_ttft_ms=None,
+    p99_refusal_ms=300,
+)
 OVERLOAD_TARGETS = OverloadTargets(users=40, max_error_rate=0, p99_refusal_ms=1000, min_refusal_rate=0.1)
 
 
@@ -21,8 +39,12 @@ class TestChecks:
 
     def test_every_target_is_checked_and_met(self) -> None:
         found = checks(STREAMING, STREAMING_TARGETS)
-        assert [check.metric for check in found] == [Metric.P99_TTFT, Metric.P99_E2E, Metric.ERROR_RATE,
-                                                      Metric.ANSWERS_PER_S]
+        assert [check.metric for check in found] == [
+            Metric.P99_TTFT,
+            Metric.P99_E2E,
+            Metric.ERROR_RATE,
+            Metric.ANSWERS_PER_S,
+        ]
         assert all(check.passed for check in found)
 
     def test_misses_are_named_with_figure_and_bound(self) -> None:
@@ -47,9 +69,11 @@ class TestChecks:
         timeouts = replace(OVERLOAD, errors=1)
         never_refused = replace(OVERLOAD, refused=0, p99_refusal_ms=None)
         slow_refusals = replace(OVERLOAD, p99_refusal_ms=1500)
-        for result, metrics in ((timeouts, {Metric.ERROR_RATE}),
-                                (never_refused, {Metric.P99_REFUSAL, Metric.REFUSAL_RATE}),
-                                (slow_refusals, {Metric.P99_REFUSAL})):
+        for result, metrics in (
+            (timeouts, {Metric.ERROR_RATE}),
+            (never_refused, {Metric.P99_REFUSAL, Metric.REFUSAL_RATE}),
+            (slow_refusals, {Metric.P99_REFUSAL}),
+        ):
             assert {check.metric for check in checks(result, OVERLOAD_TARGETS) if not check.passed} == metrics
 
 

@@ -18,8 +18,9 @@ BLOCK = 4
 
 
 def test_the_layout_maps_each_token_to_its_blocks_slot() -> None:
-    layout = BatchLayout(decodes=(RowLayout([5, 2], 7, 1), RowLayout([0], 3, 1)),
-                         chunks=(RowLayout([3, 1, 6], 3, 3),), block_size=BLOCK)
+    layout = BatchLayout(
+        decodes=(RowLayout([5, 2], 7, 1), RowLayout([0], 3, 1)), chunks=(RowLayout([3, 1, 6], 3, 3),), block_size=BLOCK
+    )
     assert layout.num_tokens == 5
     # position 7 of [5, 2] is block 2 offset 3; position 3 of [0] is block 0 offset 3; 3..5 of [3, 1, 6] run
     # from block 3's last slot into block 1.
@@ -118,8 +119,9 @@ def test_padded_decode_attention_reads_only_each_rows_context_whatever_the_width
         output = backend.attend(query, keys, values, prepared, scale)
         assert output.shape == (1, 3, HEADS, HEAD_DIM)
         for index, row in enumerate(decodes):
-            expected = _full_causal(query[0, :, index : index + 1], _sequence_keys(keys, row),
-                                    _sequence_keys(values, row), scale)
+            expected = _full_causal(
+                query[0, :, index : index + 1], _sequence_keys(keys, row), _sequence_keys(values, row), scale
+            )
             torch.testing.assert_close(output[0, index : index + 1].transpose(0, 1), expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="decode rows only"):
         backend.prepare(BatchLayout(decodes=(), chunks=(RowLayout([0], 0, 2),), block_size=BLOCK), CPU)

@@ -18,8 +18,9 @@ from tests.conftest import FAMILY_NAMES
 def test_a_chunk_embeds_like_the_whole(family: str, tiny_model_dirs: dict[str, Path]) -> None:
     language = LanguageHalf(tiny_model_dirs[family], torch.device("cpu"))
     grids = [(1, 4, 6), (1, 6, 4)]
-    images = [ImageEmbedding(f"hash{index}", grid, torch.randn(6, language.hidden_size))
-              for index, grid in enumerate(grids)]
+    images = [
+        ImageEmbedding(f"hash{index}", grid, torch.randn(6, language.hidden_size)) for index, grid in enumerate(grids)
+    ]
     prompt = language.render_prompt(image_question("Which is taller?", 2), grids)
     (first_start, first_end), (second_start, second_end) = prompt.image_spans
     assert first_end - first_start == second_end - second_start == 6

@@ -81,9 +81,7 @@ class TestSplitMatchesGenerate:
     def test_same_tokens(
         self, family: str, case: str, references: dict[str, ReferenceModel], pipelines: dict[str, LocalPipeline]
     ) -> None:
-        images = [
-            load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
-        ]
+        images = [load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])]
         messages = image_question("What is in this picture?", len(images))
         expected = references[family].generate(messages, images, MAX_NEW_TOKENS)
 
@@ -97,33 +95,35 @@ class TestSplitMatchesGenerate:
     def test_same_tokens_with_decode_steps_at_the_graph_shapes(
         self, family: str, case: str, references: dict[str, ReferenceModel], tiny_model_dirs: dict[str, Path]
     ) -> None:
-        images = [
-            load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
-        ]
+        images = [load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])]
         messages = image_question("What is in this picture?", len(images))
         pipeline = LocalPipeline(tiny_model_dirs[family], CPU, GRAPH_SHAPES)
         assert pipeline.engine.runner.decode_graphs is not None
         assert _greedy_tokens(pipeline, messages, images) == references[family].generate(
-            messages, images, MAX_NEW_TOKENS)
+            messages, images, MAX_NEW_TOKENS
+        )
 
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     @pytest.mark.parametrize("case", ["one_image", "two_images", "tall"])
     def test_same_tokens_with_the_prompt_prefilled_in_chunks(
-        self, family: str, case: str, references: dict[str, ReferenceModel],
+        self,
+        family: str,
+        case: str,
+        references: dict[str, ReferenceModel],
         chunked_pipelines: dict[str, LocalPipeline],
     ) -> None:
-        images = [
-            load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])
-        ]
+        images = [load_image(_png(noise_image(w, h, seed=index))) for index, (w, h) in enumerate(IMAGE_CASES[case])]
         messages = image_question("What is in this picture?", len(images))
         pipeline = chunked_pipelines[family]
         prompt = pipeline.engine.language.render_prompt(
-            messages, [e.grid_thw for e in pipeline.vision.encode([RawImage.from_image(i) for i in images])])
+            messages, [e.grid_thw for e in pipeline.vision.encode([RawImage.from_image(i) for i in images])]
+        )
         budget = CHUNKED.max_num_batched_tokens or 0
         # Some image's placeholder run is cut by a chunk boundary (a multiple of the budget).
         assert any(start // budget != (end - 1) // budget for start, end in prompt.image_spans)
         assert _greedy_tokens(pipeline, messages, images) == references[family].generate(
-            messages, images, MAX_NEW_TOKENS)
+            messages, images, MAX_NEW_TOKENS
+        )
 
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     def test_multi_turn_with_system_prompt(
@@ -219,8 +219,11 @@ def _bf16_checkpoint(model_dir: Path, out: Path) -> Path:
         if path.name not in ("model.safetensors", "config.json"):
             (out / path.name).write_bytes(path.read_bytes())
     tensors = load_file(model_dir / "model.safetensors")
-    save_file({name: tensor.to(torch.bfloat16) for name, tensor in tensors.items()}, out / "model.safetensors",
-              metadata={"format": "pt"})
+    save_file(
+        {name: tensor.to(torch.bfloat16) for name, tensor in tensors.items()},
+        out / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     config = json.loads((model_dir / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16"}))
     return out

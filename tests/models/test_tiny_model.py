@@ -61,7 +61,7 @@ class TestLoadsLikeTheRealModel:
     @pytest.mark.parametrize("family", FAMILY_NAMES)
     def test_tokenizer_round_trips_any_text(self, family: str, tiny_model_dirs: dict[str, Path]) -> None:
         tokenizer = AutoTokenizer.from_pretrained(tiny_model_dirs[family])
-        text = "这是什么品牌? Is this a travel expense? 収据 ñ 😀 \t\n{\"a\": 1}"
+        text = '这是什么品牌? Is this a travel expense? 収据 ñ 😀 \t\n{"a": 1}'
         assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text
 
     @pytest.mark.parametrize("family", FAMILY_NAMES)

@@ -26,8 +26,12 @@ from tests.conftest import noise_image
 CONVERSATIONS = 8
 REPLICAS_PER_POOL = 2
 # One torch thread per replica and no CPU reservations: five processes share this host's cores.
-POOL_OVERRIDES = {"num_replicas": REPLICAS_PER_POOL, "autoscaling_config": None, "torch_threads": 1,
-                  "ray_actor_options": {"num_cpus": 0}}
+POOL_OVERRIDES = {
+    "num_replicas": REPLICAS_PER_POOL,
+    "autoscaling_config": None,
+    "torch_threads": 1,
+    "ray_actor_options": {"num_cpus": 0},
+}
 OVERRIDES = {"encoder": POOL_OVERRIDES, "decoder": POOL_OVERRIDES}
 
 
@@ -73,8 +77,10 @@ def _user_with_image(seed: int, question: str) -> dict[str, Any]:
     png = io.BytesIO()
     noise_image(224, 168, seed).save(png, format="PNG")
     url = f"data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}"
-    return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                        {"type": "text", "text": question}]}
+    return {
+        "role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": question}],
+    }
 
 
 def _ask(client: httpx.Client, messages: list[dict[str, Any]]) -> str:

@@ -27,8 +27,9 @@ class TestConversationAffinityKey:
 
     def test_a_later_image_does_not_change_it(self) -> None:
         with_another_image = [*FOLLOW_UP, {"role": "assistant", "content": "Yes."}, _user(IMAGE, _text("And this?"))]
-        assert conversation_affinity_key(with_another_image, ["h1", "h2"]) == conversation_affinity_key(FIRST_TURN,
-                                                                                                        ["h1"])
+        assert conversation_affinity_key(with_another_image, ["h1", "h2"]) == conversation_affinity_key(
+            FIRST_TURN, ["h1"]
+        )
 
     def test_another_image_is_another_key(self) -> None:
         assert conversation_affinity_key(FIRST_TURN, ["h1"]) != conversation_affinity_key(FIRST_TURN, ["h2"])

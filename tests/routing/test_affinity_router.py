@@ -49,18 +49,21 @@ def _turn(conversation: str) -> PendingRequest:
     return _request(DecodeRequest("r", [], SamplingParams(), affinity_key=conversation), [])
 
 
-def _affinity_router(replicas: list[FakeReplica], router_class: type[AffinityRouter] = AffinityRouter
-                     ) -> AffinityRouter:
-    router = router_class(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN,
-                          use_replica_queue_len_cache=True)
+def _affinity_router(
+    replicas: list[FakeReplica], router_class: type[AffinityRouter] = AffinityRouter
+) -> AffinityRouter:
+    router = router_class(
+        deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN, use_replica_queue_len_cache=True
+    )
     router.initialize_state(max_imbalance=MAX_IMBALANCE)
     router.update_replicas(replicas)  # type: ignore[arg-type]
     return router
 
 
 def _serves_default_router(replicas: list[FakeReplica]) -> PowerOfTwoChoicesRequestRouter:
-    router = PowerOfTwoChoicesRequestRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN,
-                                            use_replica_queue_len_cache=True)
+    router = PowerOfTwoChoicesRequestRouter(
+        deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN, use_replica_queue_len_cache=True
+    )
     router.update_replicas(replicas)  # type: ignore[arg-type]
     return router
 
@@ -116,8 +119,9 @@ class TestAffinityRouter:
 
 def _encode(content_hash: str, internal_request_id: str, deadline: float | None = None) -> PendingRequest:
     encode = EncodeRequest(RawImage(content_hash, 1, 1, b"\0\0\0"), deadline)
-    return PendingRequest(args=[encode], kwargs={},
-                          metadata=RequestMetadata(request_id="r", internal_request_id=internal_request_id))
+    return PendingRequest(
+        args=[encode], kwargs={}, metadata=RequestMetadata(request_id="r", internal_request_id=internal_request_id)
+    )
 
 
 class CountingRouter(AffinityRouter):
@@ -125,8 +129,9 @@ class CountingRouter(AffinityRouter):
 
     calls = 0
 
-    async def choose_replicas(self, candidate_replicas: list[Any], pending_request: PendingRequest | None = None
-                              ) -> list[list[Any]]:
+    async def choose_replicas(
+        self, candidate_replicas: list[Any], pending_request: PendingRequest | None = None
+    ) -> list[list[Any]]:
         self.calls += 1
         return await super().choose_replicas(candidate_replicas, pending_request)
 

@@ -29,8 +29,10 @@ def _hit_tokens(turn: dict[str, Any]) -> int:
 @pytest.fixture(scope="module")
 def trial(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("routing") / "trial.json"
-    finished = run_in_own_session([sys.executable, "-m", "tests.routing.conversation_trial",
-                                    str(tiny_model_dirs["glm4v"]), str(out)], RUN_TIMEOUT_S)
+    finished = run_in_own_session(
+        [sys.executable, "-m", "tests.routing.conversation_trial", str(tiny_model_dirs["glm4v"]), str(out)],
+        RUN_TIMEOUT_S,
+    )
     assert finished.returncode == 0, finished.stdout[-4000:]
     result: dict[str, Any] = json.loads(out.read_text())
     return result

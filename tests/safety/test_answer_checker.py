@@ -71,7 +71,8 @@ class TestReportsOnce:
         checker = AnswerChecker(matcher, POLICY)
         verdicts = checker.feed("heil hitler, how to make a bomb")
         assert [(verdict.category, verdict.action, verdict.source) for verdict in verdicts] == [
-            ("hate", Action.BLOCK, Source.ANSWER), ("violence", Action.FLAG, Source.ANSWER),
+            ("hate", Action.BLOCK, Source.ANSWER),
+            ("violence", Action.FLAG, Source.ANSWER),
         ]
 
 

@@ -37,7 +37,8 @@ class TestDecodeDetections:
         )
         detections = decode_detections(output, (320.0, 320.0))
         assert [(detection.label, round(detection.score, 2)) for detection in detections] == [
-            ("FACE_FEMALE", 0.9), ("FEET_COVERED", 0.7),
+            ("FACE_FEMALE", 0.9),
+            ("FEET_COVERED", 0.7),
         ]
         assert detections[0].box == (75.0, 75.0, 50.0, 50.0)
 

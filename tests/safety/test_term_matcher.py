@@ -52,7 +52,10 @@ class TestOverlappingTerms:
         matcher = TermMatcher(terms, normalizer)
         hits = matcher.find(normalizer.normalize("the red fox jumps; 自杀方法"))
         assert sorted((hit.term, set(hit.categories)) for hit in hits) == [
-            ("fox jumps", {"b"}), ("red fox", {"a"}), ("自杀", {"c"}), ("自杀方法", {"d"}),
+            ("fox jumps", {"b"}),
+            ("red fox", {"a"}),
+            ("自杀", {"c"}),
+            ("自杀方法", {"d"}),
         ]
 
     def test_one_term_in_two_categories(self, normalizer: TextNormalizer) -> None:

@@ -32,8 +32,11 @@ def span_exporter() -> InMemorySpanExporter:
 
 
 def spans_of_trace(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:
-    return [span for span in exporter.get_finished_spans()
-            if span.context is not None and f"{span.context.trace_id:032x}" == trace_id]
+    return [
+        span
+        for span in exporter.get_finished_spans()
+        if span.context is not None and f"{span.context.trace_id:032x}" == trace_id
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,18 @@ class OtlpReceiver:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     attributes = {item.key: _value(item.value) for item in span.attributes}
-                    received.append(ReceivedSpan(span.name, resource.get("service.name", ""), span.trace_id.hex(),
-                                                 span.span_id.hex(), span.parent_span_id.hex(),
-                                                 span.start_time_unix_nano, span.end_time_unix_nano, attributes))
+                    received.append(
+                        ReceivedSpan(
+                            span.name,
+                            resource.get("service.name", ""),
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            span.start_time_unix_nano,
+                            span.end_time_unix_nano,
+                            attributes,
+                        )
+                    )
         with self._lock:
             self.spans.extend(received)
 

@@ -34,8 +34,9 @@ class NameRecorder:
 def test_every_flashvqa_series_the_dashboard_queries_is_exported() -> None:
     recorder = NameRecorder()
     FlashvqaMetrics(recorder)  # type: ignore[arg-type]
-    expressions = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"]
-                   for target in panel.get("targets", [])]
+    expressions = [
+        target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel.get("targets", [])
+    ]
     queried = {name.removeprefix("ray_") for expr in expressions for name in re.findall(r"ray_flashvqa_\w+", expr)}
     assert len(queried) >= 10, queried
     assert queried <= recorder.series, queried - recorder.series

@@ -25,8 +25,11 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 def scrape(client: httpx.Client) -> Samples:
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
@@ -38,9 +41,18 @@ def image_request(seed: int, stream: bool = False) -> dict:
     buffer = io.BytesIO()
     noise_image(96, 64, seed=seed).save(buffer, format="PNG")
     url = f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
-    return {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                                       {"type": "text", "text": "Count me"}]}],
-            "max_tokens": 4, "ignore_eos": True, "temperature": 0, "stream": stream}
+    return {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Count me"}],
+            }
+        ],
+        "max_tokens": 4,
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": stream,
+    }
 
 
 def test_requests_move_every_metric_by_their_amounts(client: httpx.Client) -> None:
@@ -67,22 +79,32 @@ def test_requests_move_every_metric_by_their_amounts(client: httpx.Client) -> No
     assert count("flashvqa_response_cache_lookups_total", result="hit") == 1
     assert count("flashvqa_provenance_verdicts_total", action="allow") == 3
     assert count("flashvqa_embedding_cache_lookups_total", result="miss") == 2
-    for name in ("flashvqa_encoder_queue_seconds_count", "flashvqa_encode_seconds_count",
-                 "flashvqa_encoder_batch_size_count", "flashvqa_decoder_queue_seconds_count",
-                 "flashvqa_prefill_seconds_count", "flashvqa_image_tokens_count"):
+    for name in (
+        "flashvqa_encoder_queue_seconds_count",
+        "flashvqa_encode_seconds_count",
+        "flashvqa_encoder_batch_size_count",
+        "flashvqa_decoder_queue_seconds_count",
+        "flashvqa_prefill_seconds_count",
+        "flashvqa_image_tokens_count",
+    ):
         assert count(name) == 2, name
     assert count("flashvqa_encoder_batch_size_sum") == 2  # in process, each image is its own batch
-    for gauge in ("flashvqa_decoder_running_sequences", "flashvqa_decoder_waiting_sequences",
-                  "flashvqa_kv_cache_usage_ratio"):
+    for gauge in (
+        "flashvqa_decoder_running_sequences",
+        "flashvqa_decoder_waiting_sequences",
+        "flashvqa_kv_cache_usage_ratio",
+    ):
         assert after[(gauge, frozenset({("replica", "local")}))] == 0, gauge
 
 
 @pytest.fixture(scope="module")
 def limited(tiny_model_dirs: dict[str, Path]) -> Iterator[httpx.Client]:
-    options = GatewayOptions(model_name="tiny", auth=AuthOptions(allow_anonymous=True),
-                             rate_limits=RateLimitOptions(requests_per_minute=1))
-    app: FastAPI = build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=2, max_model_len=512),
-                                        options)
+    options = GatewayOptions(
+        model_name="tiny", auth=AuthOptions(allow_anonymous=True), rate_limits=RateLimitOptions(requests_per_minute=1)
+    )
+    app: FastAPI = build_in_process_app(
+        tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=2, max_model_len=512), options
+    )
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client
 

@@ -19,8 +19,10 @@ def logged(caplog: pytest.LogCaptureFixture) -> list[dict]:
 
 
 def ask(client: httpx.Client, question: str) -> httpx.Response:
-    response = client.post("/v1/chat/completions", json={
-        "messages": [image_message(question)], "max_tokens": 3, "ignore_eos": True, "temperature": 0})
+    response = client.post(
+        "/v1/chat/completions",
+        json={"messages": [image_message(question)], "max_tokens": 3, "ignore_eos": True, "temperature": 0},
+    )
     assert response.status_code == 200, response.text
     return response
 
@@ -31,8 +33,12 @@ def test_one_line_per_request_with_what_happened(client: httpx.Client, caplog: p
     [line] = logged(caplog)
     assert line["request_id"] == response.headers["x-request-id"]
     assert line["trace_id"] == response.headers["traceparent"].split("-")[1]
-    assert (line["route"], line["status"], line["tenant"], line["images"]) == ("/v1/chat/completions", 200,
-                                                                               "anonymous", 1)
+    assert (line["route"], line["status"], line["tenant"], line["images"]) == (
+        "/v1/chat/completions",
+        200,
+        "anonymous",
+        1,
+    )
     assert line["completion_tokens"] == 3 and line["prompt_tokens"] > 0 and line["finish_reason"] == "length"
     assert line["ttft_ms"] > 0 and line["duration_ms"] >= line["ttft_ms"]
     assert {"auth", "rate_limit", "image.decode", "safety.prompt"} <= set(line["stages_ms"])
@@ -40,8 +46,9 @@ def test_one_line_per_request_with_what_happened(client: httpx.Client, caplog: p
     assert "secret question" not in raw and "base64" not in raw and "prompt" not in line
 
 
-def test_debug_logging_adds_the_prompt_but_not_the_image(client: httpx.Client,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_debug_logging_adds_the_prompt_but_not_the_image(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
         ask(client, "debug me")
     [line] = logged(caplog)

@@ -10,8 +10,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests.gateway.test_app import image_message
 from tests.telemetry.conftest import spans_of_trace
 
-GATEWAY_STAGES = {"auth", "rate_limit", "safety.prompt", "image.decode", "provenance", "cache.lookup",
-                  "safety.image", "stream"}
+GATEWAY_STAGES = {
+    "auth",
+    "rate_limit",
+    "safety.prompt",
+    "image.decode",
+    "provenance",
+    "cache.lookup",
+    "safety.image",
+    "stream",
+}
 ENCODER_SPANS = ["encoder.queue", "encoder.encode"]
 DECODER_SPANS = ["decoder.image_transfer", "decoder.queue", "decoder.prefill", "decoder.decode"]
 CLIENT_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -19,8 +27,11 @@ CLIENT_SPAN_ID = "00f067aa0ba902b7"
 
 
 def ask(client: httpx.Client, question: str, **headers: str) -> httpx.Response:
-    response = client.post("/v1/chat/completions", headers=headers, json={
-        "messages": [image_message(question)], "max_tokens": 4, "ignore_eos": True, "temperature": 0})
+    response = client.post(
+        "/v1/chat/completions",
+        headers=headers,
+        json={"messages": [image_message(question)], "max_tokens": 4, "ignore_eos": True, "temperature": 0},
+    )
     assert response.status_code == 200, response.text
     return response
 
@@ -75,12 +86,14 @@ class TestOneTracePerRequest:
             assert parent.start_time is not None and child.start_time is not None
             assert parent.start_time <= child.start_time
 
-    def test_a_repeated_image_comes_from_the_embedding_cache(self, client: httpx.Client,
-                                                              span_exporter: InMemorySpanExporter) -> None:
+    def test_a_repeated_image_comes_from_the_embedding_cache(
+        self, client: httpx.Client, span_exporter: InMemorySpanExporter
+    ) -> None:
         ask(client, "First look")
         _, children = tree(spans_of_trace(span_exporter, trace_id_of(ask(client, "Second look"))))
-        [encoder] = [span for span in descendants("POST /v1/chat/completions", children)
-                     if span.name == "vision_encoder"]
+        [encoder] = [
+            span for span in descendants("POST /v1/chat/completions", children) if span.name == "vision_encoder"
+        ]
         assert encoder.attributes is not None and encoder.attributes["flashvqa.embedding"] == "cached"
         assert "vision_encoder" not in children
 

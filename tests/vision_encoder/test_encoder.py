@@ -133,8 +133,12 @@ class TestDeadline:
 def test_a_batch_encodes_only_the_requests_in_time() -> None:
     images = [RawImage.from_image(noise_image(8, 8, seed=seed)) for seed in range(4)]
     now = time.time()
-    requests = [EncodeRequest(images[0]), EncodeRequest(images[1], now - 1), EncodeRequest(images[2], now + 60),
-                EncodeRequest(images[3], now - 1)]
+    requests = [
+        EncodeRequest(images[0]),
+        EncodeRequest(images[1], now - 1),
+        EncodeRequest(images[2], now + 60),
+        EncodeRequest(images[3], now - 1),
+    ]
     encoded: list[str] = []
 
     def encode(batch: list[RawImage]) -> list[ImageEmbedding]:

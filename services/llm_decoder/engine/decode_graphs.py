@@ -44,8 +44,15 @@ def buckets(largest: int) -> list[int]:
 
 
 class DecodeGraphs:
-    def __init__(self, language: LanguageHalf, kv: PagedKVCache, padding_block: int, max_num_seqs: int,
-                 max_model_len: int, capture: bool) -> None:
+    def __init__(
+        self,
+        language: LanguageHalf,
+        kv: PagedKVCache,
+        padding_block: int,
+        max_num_seqs: int,
+        max_model_len: int,
+        capture: bool,
+    ) -> None:
         self.language = language
         self.kv = kv
         self.padding_block = padding_block
@@ -53,8 +60,16 @@ class DecodeGraphs:
         self.widths = buckets(-(-max_model_len // kv.block_size))
         rows, width = self.batch_sizes[-1], self.widths[-1]
         device = language.device
-        self.inputs = InputBuffers({"token_ids": (rows,), "positions": (3, rows), "slots": (rows,),
-                                    "block_tables": (rows * width,), "context_lens": (rows,)}, device)
+        self.inputs = InputBuffers(
+            {
+                "token_ids": (rows,),
+                "positions": (3, rows),
+                "slots": (rows,),
+                "block_tables": (rows * width,),
+                "context_lens": (rows,),
+            },
+            device,
+        )
         self._sample_rows = torch.arange(rows, device=device)
         self._key_positions = torch.arange(width * kv.block_size, device=device)
         self._attention = PaddedDecodeAttention()
@@ -99,8 +114,11 @@ class DecodeGraphs:
         inputs = self.inputs
         inputs.stage("token_ids", [sequence.last_token_id for sequence, _ in sequences] + [0] * padding)
         inputs.stage("positions", torch.tensor(positions, dtype=torch.long).expand(3, -1))
-        inputs.stage("slots", [sequence.block_table[start // size] * size + start % size
-                               for sequence, start in sequences] + [self.padding_block * size] * padding)
+        inputs.stage(
+            "slots",
+            [sequence.block_table[start // size] * size + start % size for sequence, start in sequences]
+            + [self.padding_block * size] * padding,
+        )
         inputs.stage("block_tables", tables.view(-1))
         inputs.stage("context_lens", [start + 1 for _, start in sequences] + [1] * padding)
 
@@ -126,8 +144,13 @@ class DecodeGraphs:
             for width in reversed(self.widths):
                 self._capture((rows, width), pool)
         torch.cuda.synchronize(self.language.device)
-        logger.info("captured %d decode graphs (batch %s x blocks %s) in %.1f s", len(self._graphs),
-                    self.batch_sizes, self.widths, time.perf_counter() - started)
+        logger.info(
+            "captured %d decode graphs (batch %s x blocks %s) in %.1f s",
+            len(self._graphs),
+            self.batch_sizes,
+            self.widths,
+            time.perf_counter() - started,
+        )
 
     @torch.inference_mode()
     def _capture(self, shape: Shape, pool: Any) -> None:  # a torch.cuda.graph_pool_handle()

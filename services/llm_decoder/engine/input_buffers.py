@@ -19,14 +19,23 @@ class InputBuffers:
         self.device = device
         self._device = {name: torch.zeros(shape, dtype=torch.long, device=device) for name, shape in shapes.items()}
         pinned = device.type == "cuda"
-        self._host = {name: torch.zeros(shape, dtype=torch.long, pin_memory=pinned) if pinned else buffer
-                      for (name, shape), buffer in zip(shapes.items(), self._device.values(), strict=True)}
+        self._host = {
+            name: torch.zeros(shape, dtype=torch.long, pin_memory=pinned) if pinned else buffer
+            for (name, shape), buffer in zip(shapes.items(), self._device.values(), strict=True)
+        }
 
     @classmethod
     def for_steps(cls, max_tokens: int, device: torch.device) -> InputBuffers:
         """The per-token inputs of a step of at most `max_tokens` tokens."""
-        return cls({"token_ids": (max_tokens,), "positions": (3, max_tokens), "slots": (max_tokens,),
-                    "sample_rows": (max_tokens,)}, device)
+        return cls(
+            {
+                "token_ids": (max_tokens,),
+                "positions": (3, max_tokens),
+                "slots": (max_tokens,),
+                "sample_rows": (max_tokens,),
+            },
+            device,
+        )
 
     def stage(self, name: str, values: list[int] | torch.Tensor) -> torch.Tensor:
         """`values` (host longs; the last dimension is the tokens') in the device buffer `name`: a view of its

@@ -190,8 +190,9 @@ class LLMEngine:
         logits = self.runner.run(scheduled)
         self.scheduler.finish_chunks(scheduled)
         sampled = [chunk.sequence for chunk in scheduled.chunks if chunk.samples]
-        self._counts["prompt_tokens"] += sum(c.sequence.num_prompt_tokens for c in scheduled.prefills
-                                             if c.samples and not c.sequence.output_token_ids)
+        self._counts["prompt_tokens"] += sum(
+            c.sequence.num_prompt_tokens for c in scheduled.prefills if c.samples and not c.sequence.output_token_ids
+        )
         outputs = self._sample(sampled, logits) if sampled else []
         for sequence in [s for s in sampled if s.finish_reason is not None]:
             self._release(sequence)

@@ -43,9 +43,18 @@ class ModelRunner:
         self.num_blocks = num_blocks - 1 if graph_mode else num_blocks
         if self.num_blocks < 1:
             raise ValueError("the KV cache holds no block for sequences")
-        self.decode_graphs = None if graph_mode is None else DecodeGraphs(
-            language, self.kv, padding_block=num_blocks - 1, max_num_seqs=config.max_num_seqs,
-            max_model_len=config.max_model_len, capture=graph_mode == "captured")
+        self.decode_graphs = (
+            None
+            if graph_mode is None
+            else DecodeGraphs(
+                language,
+                self.kv,
+                padding_block=num_blocks - 1,
+                max_num_seqs=config.max_num_seqs,
+                max_model_len=config.max_model_len,
+                capture=graph_mode == "captured",
+            )
+        )
 
     @torch.inference_mode()
     def run(self, step: ScheduledStep) -> torch.Tensor:
@@ -63,8 +72,10 @@ class ModelRunner:
         for chunk in step.prefills:
             sequence, offset, end = chunk.sequence, len(token_ids), chunk.start + chunk.length
             token_ids += sequence.token_ids(chunk.start, end)
-            image_rows += [(offset + at, rows) for at, rows in
-                           self.language.image_rows(sequence.prompt, sequence.images, chunk.start, end)]
+            image_rows += [
+                (offset + at, rows)
+                for at, rows in self.language.image_rows(sequence.prompt, sequence.images, chunk.start, end)
+            ]
             # The positions a whole-prompt forward gives these tokens (M-RoPE's depend on the images before).
             positions.append(sequence.positions(chunk.start, end))
             if chunk.samples:

@@ -40,8 +40,7 @@ class TextOutput:
             self._extend(self._detokenizer.add(token_id))
         if last:
             self._extend(self._detokenizer.flush())
-        end = len(self._text) if last or self.stopped_by_string else max(len(self._text) - self._hold_back,
-                                                                          self._sent)
+        end = len(self._text) if last or self.stopped_by_string else max(len(self._text) - self._hold_back, self._sent)
         delta, self._sent = self._text[self._sent : end], end
         return delta
 
@@ -86,13 +85,15 @@ class OutputProcessor:
                     stopped.append(token.request_id)
             if finish_reason is not None:
                 del self._texts[token.request_id]
-            outputs.append(RequestOutput(
-                request_id=token.request_id,
-                text=delta,
-                token_ids=(token.token_id,),
-                finish_reason=finish_reason,
-                num_prompt_tokens=token.num_prompt_tokens,
-                num_output_tokens=token.num_output_tokens,
-                num_reused_tokens=token.num_reused_tokens,
-            ))
+            outputs.append(
+                RequestOutput(
+                    request_id=token.request_id,
+                    text=delta,
+                    token_ids=(token.token_id,),
+                    finish_reason=finish_reason,
+                    num_prompt_tokens=token.num_prompt_tokens,
+                    num_output_tokens=token.num_output_tokens,
+                    num_reused_tokens=token.num_reused_tokens,
+                )
+            )
         return outputs, stopped

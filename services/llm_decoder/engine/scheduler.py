@@ -74,8 +74,10 @@ class Scheduler:
 
     def __init__(self, config: EngineConfig, num_blocks: int, block_size: int = BLOCK_SIZE) -> None:
         if num_blocks * block_size < config.max_model_len:
-            raise ValueError(f"{num_blocks} KV blocks of {block_size} tokens cannot hold one sequence of "
-                             f"max_model_len {config.max_model_len}")
+            raise ValueError(
+                f"{num_blocks} KV blocks of {block_size} tokens cannot hold one sequence of "
+                f"max_model_len {config.max_model_len}"
+            )
         self.config = config
         self.budget = config.token_budget
         self.block_size = block_size

@@ -62,8 +62,9 @@ def choose_backend(device: torch.device, requested: str | None = None) -> Attent
     unknown or cannot run here."""
     runnable = available_backends(device, include_slow=True)
     if requested is not None and requested not in runnable:
-        raise ValueError(f"attention backend {requested!r} is not available on {device.type}; "
-                         f"available: {', '.join(runnable)}")
+        raise ValueError(
+            f"attention backend {requested!r} is not available on {device.type}; available: {', '.join(runnable)}"
+        )
     name = requested or available_backends(device)[0]
     logger.info("attention backend: %s (available on %s: %s)", name, device.type, ", ".join(runnable))
     return _BUILDERS[name]()

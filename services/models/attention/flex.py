@@ -50,8 +50,15 @@ class FlexAttentionBackend:
         def own_row_causal(batch: Any, head: Any, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
             return (query_row[query] == key_row[key]) & (key_position[key] <= query_position[query])
 
-        block_mask = create_block_mask(own_row_causal, B=None, H=None, Q_LEN=layout.num_tokens,
-                                       KV_LEN=len(key_row), device=device, _compile=device.type == "cuda")
+        block_mask = create_block_mask(
+            own_row_causal,
+            B=None,
+            H=None,
+            Q_LEN=layout.num_tokens,
+            KV_LEN=len(key_row),
+            device=device,
+            _compile=device.type == "cuda",
+        )
         return PreparedFlex(to_device(torch.cat(kv_slots), device), block_mask)
 
     def attend(

@@ -62,8 +62,11 @@ class BatchLayout:
     def slot_mapping(self) -> torch.Tensor:
         """The slot of the flattened block pool that every token's keys go to, in batch order (host longs)."""
         size = self.block_size
-        parts = [torch.tensor([row.block_table[row.start // size] * size + row.start % size for row in self.decodes],
-                              dtype=torch.long)]
+        parts = [
+            torch.tensor(
+                [row.block_table[row.start // size] * size + row.start % size for row in self.decodes], dtype=torch.long
+            )
+        ]
         for chunk in self.chunks:
             positions = torch.arange(chunk.start, chunk.context_len)
             table = torch.tensor(chunk.block_table[: chunk.num_blocks(size)], dtype=torch.long)

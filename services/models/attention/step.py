@@ -26,8 +26,9 @@ class AttentionStep:
         self._slots = slots
 
     @classmethod
-    def for_layout(cls, backend: AttentionBackend, layout: BatchLayout, kv: PagedKVCache,
-                   slots: torch.Tensor) -> AttentionStep:
+    def for_layout(
+        cls, backend: AttentionBackend, layout: BatchLayout, kv: PagedKVCache, slots: torch.Tensor
+    ) -> AttentionStep:
         """The step of `layout`, its metadata prepared by the backend (sent to the device here, once)."""
         return cls(backend, backend.prepare(layout, kv.buffer.device), kv, slots)
 

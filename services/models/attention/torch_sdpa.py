@@ -45,9 +45,13 @@ class TorchSDPABackend:
         lengths = torch.tensor([row.context_len for row in decodes], dtype=torch.long)
         decode_mask = torch.arange(decode_len) < lengths.unsqueeze(1)
         chunks = tuple(
-            _Chunk(offset, chunk.length, chunk.context_len,
-                   to_device(layout.block_tables([chunk]), device),
-                   to_device(_shifted_causal_mask(chunk.start, chunk.length), device, torch.bool))
+            _Chunk(
+                offset,
+                chunk.length,
+                chunk.context_len,
+                to_device(layout.block_tables([chunk]), device),
+                to_device(_shifted_causal_mask(chunk.start, chunk.length), device, torch.bool),
+            )
             for offset, chunk in zip(layout.chunk_offsets(), layout.chunks, strict=True)
         )
         return PreparedSDPA(

@@ -43,8 +43,9 @@ def test_the_modes_follow_the_device() -> None:
         EngineConfig(decode_graphs="always")  # type: ignore[arg-type]
 
 
-def _run(language: LanguageHalf, requests: list[Any], mode: str, monkeypatch: pytest.MonkeyPatch,
-         **sizes: Any) -> tuple[list[list[int]], LLMEngine, list[tuple[int, int]]]:
+def _run(
+    language: LanguageHalf, requests: list[Any], mode: str, monkeypatch: pytest.MonkeyPatch, **sizes: Any
+) -> tuple[list[list[int]], LLMEngine, list[tuple[int, int]]]:
     engine = LLMEngine(language, EngineConfig(decode_graphs=mode, **sizes))  # type: ignore[arg-type]
     shapes: list[tuple[int, int]] = []
     graphs = engine.runner.decode_graphs
@@ -83,8 +84,14 @@ def test_graph_shapes_give_the_eager_tokens_across_buckets_and_preemption(
     sizes = {"max_num_seqs": 6, "max_model_len": 160, "max_num_batched_tokens": 32}
     eager, _, _ = _run(language, requests, "off", monkeypatch, kv_cache_bytes=pool, **sizes)
     # One block more, for the graphs' padding rows: the sequences get the same 24.
-    padded, engine, shapes = _run(language, requests, "uncaptured", monkeypatch,
-                                  kv_cache_bytes=pool + language.kv_shape.bytes_per_block(), **sizes)
+    padded, engine, shapes = _run(
+        language,
+        requests,
+        "uncaptured",
+        monkeypatch,
+        kv_cache_bytes=pool + language.kv_shape.bytes_per_block(),
+        **sizes,
+    )
     assert padded == eager
     stats = engine.stats()
     assert stats.num_kv_blocks == 24 and stats.num_preemptions > 0

@@ -31,8 +31,9 @@ def host_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     for name in HOST_READS:
         original = getattr(torch.Tensor, name)
 
-        def counting(self: torch.Tensor, *args: Any, _name: str = name, _original: Any = original,
-                     **kwargs: Any) -> Any:
+        def counting(
+            self: torch.Tensor, *args: Any, _name: str = name, _original: Any = original, **kwargs: Any
+        ) -> Any:
             counts[_name] += 1
             return _original(self, *args, **kwargs)
 
@@ -47,11 +48,14 @@ def halves(tiny_model_dirs: dict[str, Path]) -> tuple[VisionHalf, LanguageHalf]:
 
 @pytest.mark.parametrize("decode_graphs", ["off", "uncaptured"])
 @pytest.mark.parametrize("temperature", [0.0, 0.8], ids=["greedy", "sampled"])
-def test_one_host_read_per_step(halves: tuple[VisionHalf, LanguageHalf], host_reads: Counter[str],
-                                temperature: float, decode_graphs: str) -> None:
+def test_one_host_read_per_step(
+    halves: tuple[VisionHalf, LanguageHalf], host_reads: Counter[str], temperature: float, decode_graphs: str
+) -> None:
     vision, language = halves
-    engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=512, max_num_batched_tokens=40,
-                                              decode_graphs=decode_graphs))  # type: ignore[arg-type]
+    engine = LLMEngine(
+        language,
+        EngineConfig(max_num_seqs=8, max_model_len=512, max_num_batched_tokens=40, decode_graphs=decode_graphs),
+    )  # type: ignore[arg-type]
     params = SamplingParams(max_tokens=30, temperature=temperature, ignore_eos=True)
     for index in range(4):
         image = vision.encode([RawImage.from_image(noise_image(56 + 28 * index, 84, seed=index))])

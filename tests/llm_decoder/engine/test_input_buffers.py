@@ -37,8 +37,9 @@ def test_every_step_reads_its_inputs_from_the_same_storage(
     addresses: list[tuple[int, ...]] = []
     forward = language.forward
 
-    def recording_forward(inputs_embeds: torch.Tensor, positions: torch.Tensor, step: Any,
-                          sample_rows: torch.Tensor) -> torch.Tensor:
+    def recording_forward(
+        inputs_embeds: torch.Tensor, positions: torch.Tensor, step: Any, sample_rows: torch.Tensor
+    ) -> torch.Tensor:
         sampled = (sample_rows.data_ptr(),) if sample_rows.numel() else ()  # an empty view has no address
         addresses.append((positions.data_ptr(), step._slots.data_ptr(), *sampled))
         return forward(inputs_embeds, positions, step, sample_rows)

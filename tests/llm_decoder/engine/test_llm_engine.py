@@ -114,8 +114,10 @@ class TestPagedKV:
         params = SamplingParams(max_tokens=30, temperature=0.0, ignore_eos=True)
         expected = [_alone(language, *request, params) for request in requests]
         pool = 8 * language.kv_shape.bytes_per_block()  # 128 tokens: one sequence of max_model_len
-        engine = LLMEngine(language, EngineConfig(max_num_seqs=6, max_model_len=128, kv_cache_bytes=pool,
-                                                  max_num_batched_tokens=budget))
+        engine = LLMEngine(
+            language,
+            EngineConfig(max_num_seqs=6, max_model_len=128, kv_cache_bytes=pool, max_num_batched_tokens=budget),
+        )
         for index, request in enumerate(requests):
             engine.add_request(f"r{index}", *request, params)
         outputs = run_to_completion(engine)

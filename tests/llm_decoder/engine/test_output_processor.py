@@ -24,8 +24,7 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def _token(request_id: str, token_id: int, count: int, finish: FinishReason | None = None) -> TokenOutput:
-    return TokenOutput(request_id, token_id, finish, num_prompt_tokens=3, num_output_tokens=count,
-                       num_reused_tokens=0)
+    return TokenOutput(request_id, token_id, finish, num_prompt_tokens=3, num_output_tokens=count, num_reused_tokens=0)
 
 
 def test_a_stop_string_split_over_tokens_is_cut_and_never_streamed(tokenizer: Any) -> None:

@@ -36,8 +36,13 @@ def _encode(vision: VisionHalf, seed: int, width: int = 112, height: int = 84) -
     return vision.encode([RawImage.from_image(noise_image(width, height, seed=seed))])[0]
 
 
-def _ask(engine: LLMEngine, request_id: str, messages: Messages, images: list[ImageEmbedding],
-         params: SamplingParams = GREEDY) -> list[RequestOutput]:
+def _ask(
+    engine: LLMEngine,
+    request_id: str,
+    messages: Messages,
+    images: list[ImageEmbedding],
+    params: SamplingParams = GREEDY,
+) -> list[RequestOutput]:
     engine.add_request(request_id, messages, images, params)
     return run_to_completion(engine)[request_id]
 
@@ -240,8 +245,9 @@ class TestBlocksAreHandedOutAgain:
         answer = _ask(engine, "first", messages, images)
         follow_up = _follow_up(messages, _text(answer), "Describe the image.")
         long_params = SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
-        others = [(image_question("Describe the image.", 1), [_encode(vision, 20 + index, 140, 112)])
-                  for index in range(3)]
+        others = [
+            (image_question("Describe the image.", 1), [_encode(vision, 20 + index, 140, 112)]) for index in range(3)
+        ]
         plain = LLMEngine(language, EngineConfig(max_num_seqs=4, max_model_len=128, enable_prefix_caching=False))
         expected = output_token_ids(_ask(plain, "follow-up", follow_up, images, long_params))
         expected_others = [output_token_ids(_ask(plain, f"other{index}", *other)) for index, other in enumerate(others)]
@@ -264,8 +270,10 @@ class TestBlocksAreHandedOutAgain:
                 assert torch.equal(kv[:, :, shared], shared_kv)
         assert least_free == 0  # the pool did run short
         outputs += [output for outputs_of_step in run_to_completion(engine).values() for output in outputs_of_step]
-        by_request = {name: [o for o in outputs if o.request_id == name]
-                      for name in ["follow-up", *(f"other{index}" for index in range(3))]}
+        by_request = {
+            name: [o for o in outputs if o.request_id == name]
+            for name in ["follow-up", *(f"other{index}" for index in range(3))]
+        }
         assert output_token_ids(by_request["follow-up"]) == expected
         assert [output_token_ids(by_request[f"other{index}"]) for index in range(3)] == expected_others
         stats = engine.stats()

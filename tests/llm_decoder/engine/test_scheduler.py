@@ -66,7 +66,10 @@ def test_a_prompt_longer_than_the_budget_is_prefilled_over_several_steps() -> No
     running.add(sequence("long", 150))
     chunks = [step(running).prefills for _ in range(3)]
     assert [[(c.start, c.length, c.samples) for c in step_chunks] for step_chunks in chunks] == [
-        [(0, 64, False)], [(64, 64, False)], [(128, 22, True)]]
+        [(0, 64, False)],
+        [(64, 64, False)],
+        [(128, 22, True)],
+    ]
     assert names(step(running).decodes) == ["long"]  # then it decodes, one token a step
 
 
@@ -77,7 +80,9 @@ def test_a_started_prompt_goes_before_newer_ones() -> None:
     running.add(sequence("second", 30))
     scheduled = step(running)
     assert [(c.sequence.request_id, c.start, c.length) for c in scheduled.prefills] == [
-        ("first", 64, 36), ("second", 0, 28)]
+        ("first", 64, 36),
+        ("second", 0, 28),
+    ]
 
 
 @pytest.mark.parametrize("num_blocks", [4096, 40], ids=["plenty_of_blocks", "preempting"])
@@ -87,8 +92,9 @@ def test_budget_decodes_and_fairness_under_random_arrivals(num_blocks: int) -> N
     sequences' tokens need, and every request is admitted and finishes (no starvation, no leak)."""
     rng = random.Random(0)
     budget, max_num_seqs = 48, 6
-    running = scheduler(num_blocks, max_num_seqs=max_num_seqs, max_num_batched_tokens=budget, max_waiting=1000,
-                        max_model_len=256)
+    running = scheduler(
+        num_blocks, max_num_seqs=max_num_seqs, max_num_batched_tokens=budget, max_waiting=1000, max_model_len=256
+    )
     added: list[Sequence] = []
     for index in range(10_000):  # arrivals for 2,500 steps, then until every request is done
         if index >= 2500 and not (running.waiting or running.running):
@@ -177,7 +183,8 @@ def test_a_resumed_sequence_computes_its_prompt_and_output_then_samples() -> Non
         step(running)
     scheduled = step(running)
     assert [(c.sequence.request_id, c.start, c.length, c.samples) for c in scheduled.prefills] == [
-        ("new", 0, 49, True)]  # its 48 prompt tokens and its first output token, in one chunk that samples
+        ("new", 0, 49, True)
+    ]  # its 48 prompt tokens and its first output token, in one chunk that samples
     assert new.num_output_tokens == 2 and new.num_preemptions == 1
     assert scheduled.started == []  # not a new request
 

@@ -22,8 +22,9 @@ CONFIG = EngineConfig(max_num_seqs=2, max_model_len=256)
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_the_engines_path_matches_a_full_forward(family: str, dtype: torch.dtype,
-                                                  tiny_model_dirs: dict[str, Path]) -> None:
+def test_the_engines_path_matches_a_full_forward(
+    family: str, dtype: torch.dtype, tiny_model_dirs: dict[str, Path]
+) -> None:
     language = LanguageHalf(tiny_model_dirs[family], CPU, dtype=dtype)
     engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256, startup_self_check=False))
     difference = check_incremental_decode(engine.runner, budget=16)  # the prompt in three chunks

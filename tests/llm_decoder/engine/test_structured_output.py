@@ -119,10 +119,20 @@ class TestMixedBatch:
 
     def test_every_request_gets_its_solo_tokens(self, languages: dict[str, LanguageHalf]) -> None:
         language = languages["glm4v"]
-        plain = [SamplingParams(max_tokens=30, temperature=0.0, ignore_eos=True),
-                 SamplingParams(max_tokens=30, temperature=0.8, top_p=0.9, seed=11, ignore_eos=True)]
-        params = [plain[0], _params("receipt", None), plain[1], _params("nested", 4),
-                  plain[0], _params("patterns", None), plain[1], _params("alternatives", 6)]
+        plain = [
+            SamplingParams(max_tokens=30, temperature=0.0, ignore_eos=True),
+            SamplingParams(max_tokens=30, temperature=0.8, top_p=0.9, seed=11, ignore_eos=True),
+        ]
+        params = [
+            plain[0],
+            _params("receipt", None),
+            plain[1],
+            _params("nested", 4),
+            plain[0],
+            _params("patterns", None),
+            plain[1],
+            _params("alternatives", 6),
+        ]
         expected = [_alone(language, _messages(i), p).token_ids for i, p in enumerate(params)]
 
         engine = LLMEngine(language, CONFIG)
@@ -174,8 +184,9 @@ class TestCompilationOffTheDecodeLoop:
     """A schema that compiles slowly holds up only its own request: the others keep decoding."""
 
     @pytest.fixture
-    def blocked_compiles(self, languages: dict[str, LanguageHalf], monkeypatch: pytest.MonkeyPatch
-                         ) -> tuple[LLMEngine, threading.Event, list[GrammarSpec]]:
+    def blocked_compiles(
+        self, languages: dict[str, LanguageHalf], monkeypatch: pytest.MonkeyPatch
+    ) -> tuple[LLMEngine, threading.Event, list[GrammarSpec]]:
         engine = LLMEngine(languages["glm4v"], CONFIG)
         release, compiled = threading.Event(), []
         build = engine.grammars._build

@@ -47,8 +47,11 @@ class TestCache:
 
     def test_strictness_and_property_order_make_different_grammars(self, compiler: GrammarCompiler) -> None:
         reordered = {**OPEN_OBJECT, "properties": {"b": {"type": "null"}, "a": {"type": "null"}}}
-        specs = [GrammarSpec.for_schema(OPEN_OBJECT), GrammarSpec.for_schema(OPEN_OBJECT, strict=True),
-                 GrammarSpec.for_schema(reordered)]
+        specs = [
+            GrammarSpec.for_schema(OPEN_OBJECT),
+            GrammarSpec.for_schema(OPEN_OBJECT, strict=True),
+            GrammarSpec.for_schema(reordered),
+        ]
         assert len({spec.cache_key for spec in specs}) == 3
         assert len({id(compiler.compile(spec)) for spec in specs}) == 3
 
