@@ -47,12 +47,12 @@ from PIL import Image
 
 from bench.timing import percentile, say
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.llm_decoder.engine.config import DecodeGraphs
 from services.llm_decoder.engine.model_runner import kv_cache_blocks
 from services.llm_decoder.engine.self_check import SelfCheckError, check_incremental_decode
 from services.local_pipeline import image_question
+from services.messages import RawImage, SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.models.tiny_model import DIMS, FULL_GLM4V_DIMS, ModelDims, write_model_files

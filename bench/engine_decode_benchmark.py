@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import SamplingParams
 from services.models.language_half import LanguageHalf
 
 

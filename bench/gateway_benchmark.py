@@ -27,7 +27,6 @@ from PIL import Image
 
 from bench.timing import percentile, timed_seconds
 from services.common.image_input import ImageLimits, load_image
-from services.common.raw_image import RawImage
 from services.gateway.auth import Tenant
 from services.gateway.options import AuthOptions, GatewayOptions
 from services.gateway.protocol import ChatCompletionRequest
@@ -37,6 +36,7 @@ from services.gateway.redis_response_cache import RedisResponseCache
 from services.gateway.request_report import RequestReport
 from services.gateway.response_cache import InMemoryResponseCache
 from services.in_process_app import build_in_process_app
+from services.messages import RawImage
 from services.models.tiny_model import build_tiny_model
 from services.provenance import ProvenanceChecker, ProvenanceOptions
 from services.safety import SafetyFilter, SafetyOptions

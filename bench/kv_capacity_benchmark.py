@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 
 from services.common.image_embedding import ImageEmbedding
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.models.tiny_model import build_tiny_model

@@ -27,13 +27,12 @@ import torch
 from PIL import Image
 
 from bench.timing import say
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import EncodeRequest, RawImage, RequestOutput, SamplingParams
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from services.vision_encoder.embedding_cache import EmbeddingCache
-from services.vision_encoder.encode_request import EncodeRequest
 from services.vision_encoder.encoder import VisionEncoder, unbatched
 
 IMAGE_SIDE = 448

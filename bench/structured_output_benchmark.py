@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from bench.timing import percentile, say, timed_seconds
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
-from services.llm_decoder.engine.structured_output import GrammarMatcher, GrammarSpec, TokenMasker
+from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.llm_decoder.engine.structured_output import GrammarMatcher, TokenMasker
 from services.local_pipeline import image_question
+from services.messages import GrammarSpec, SamplingParams
 from services.models.language_half import LanguageHalf
 
 RECEIPT = Path(__file__).parents[1] / "examples" / "receipt_schema.json"

@@ -71,8 +71,8 @@ def _build_tiny_model(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     # Imported here so that `build-tiny-model` and `--help` start fast.
     from services.common.image_input import ImageInputError, load_image
-    from services.llm_decoder.engine import SamplingParams
     from services.local_pipeline import LocalPipeline, image_question
+    from services.messages import SamplingParams
 
     try:
         image = load_image(args.image.read_bytes())

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from services.common.device import resolve_device
 from services.common.dtype import DTypeName
 from services.gateway.app import create_app
-from services.gateway.backends import InProcessBackends
 from services.gateway.gateway import Gateway
 from services.gateway.options import AuthOptions, GatewayOptions
+from services.in_process_backends import InProcessBackends
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.models.checkpoint import model_dtype

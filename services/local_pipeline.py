@@ -16,8 +16,8 @@ from PIL import Image
 
 from services.common.device import default_device
 from services.common.dtype import DTypeName
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.messages import RawImage, RequestOutput, SamplingParams
 from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf

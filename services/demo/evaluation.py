@@ -9,8 +9,8 @@ from pathlib import Path
 
 from services.demo.dataset import Sample, balanced_heldout
 from services.demo.questions import LANGUAGES, QuestionKind
-from services.llm_decoder.engine import SamplingParams
 from services.local_pipeline import LocalPipeline, image_question
+from services.messages import SamplingParams
 
 Answerer = Callable[[Sample], str]
 

@@ -8,7 +8,7 @@ import time
 from opentelemetry.trace import Span
 
 from services.gateway.request_record import RequestRecord
-from services.llm_decoder.engine import RequestOutput
+from services.messages import RequestOutput
 from services.telemetry.metrics import metrics
 from services.telemetry.tracing import tracer
 

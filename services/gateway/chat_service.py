@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.image_input import ImageInputError, load_image
-from services.common.raw_image import RawImage
 from services.gateway.admission import Admission
 from services.gateway.answer_observer import AnswerObserver
 from services.gateway.auth import Tenant
@@ -32,15 +31,13 @@ from services.gateway.response_cache import (
     encode_answer,
     is_cacheable,
 )
-from services.llm_decoder.engine import RequestOutput
-from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.messages import DecodeRequest, EncodeRequest, RawImage, RequestOutput
 from services.provenance import PolicyAction, ProvenanceReport
 from services.routing import conversation_affinity_key
 from services.safety import Action, SafetyFilter, SafetyVerdict, raise_if_blocked
 from services.telemetry.metrics import metrics
 from services.telemetry.request_log import prompts_logged
 from services.telemetry.tracing import current_carrier
-from services.vision_encoder.encode_request import EncodeRequest
 
 
 class ChatService:

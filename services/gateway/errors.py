@@ -5,9 +5,7 @@ from __future__ import annotations
 from services.common.image_input import ImageInputError
 from services.gateway.api_error import RETRY_AFTER_SECONDS, APIError, error_response
 from services.gateway.provenance_gate import ProvenancePolicyViolation
-from services.llm_decoder.async_engine import EngineDeadError
-from services.llm_decoder.engine import ContextLengthError, GrammarError, QueueFullError, StepError
-from services.models.language_half import PromptError
+from services.messages import ContextLengthError, EngineDeadError, GrammarError, PromptError, QueueFullError, StepError
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
 __all__ = [

@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from services.llm_decoder.engine import SamplingParams
-from services.llm_decoder.engine.structured_output import GrammarSpec
+from services.messages import GrammarSpec, SamplingParams
 
 MAX_STOP_CHARS = 256
 # A response_format schema is compiled into a grammar on the decoder: bound the work one request can ask for.

@@ -14,9 +14,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
 from services.gateway.errors import ServiceUnavailableError
-from services.llm_decoder.engine import RequestOutput
-from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.vision_encoder.encode_request import EncodeRequest
+from services.messages import DecodeRequest, EncodeRequest, RequestOutput
 
 # A full Serve queue, or a replica that died mid-request (Ray restarts it).
 _UNAVAILABLE = (BackPressureError, DeploymentUnavailableError, RayActorError)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.llm_decoder.engine import RequestOutput, SamplingParams
+from services.messages import RequestOutput, SamplingParams
 
 
 class ResponseCacheOptions(BaseModel):

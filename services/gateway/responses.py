@@ -21,7 +21,7 @@ from services.gateway.protocol import (
     Usage,
 )
 from services.gateway.request_report import RequestReport
-from services.llm_decoder.engine import RequestOutput
+from services.messages import RequestOutput
 
 logger = logging.getLogger(__name__)
 

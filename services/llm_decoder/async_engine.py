@@ -20,17 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.decode_timings import DecodeTimings
-from services.llm_decoder.engine import (
-    EngineStats,
-    LLMEngine,
-    QueueFullError,
-    RequestOutput,
-    StepError,
-    StepFailed,
-    TokenOutput,
-)
-from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.llm_decoder.engine import EngineStats, LLMEngine, StepFailed, TokenOutput
 from services.llm_decoder.engine.sequence import Sequence
+from services.messages import DecodeRequest, EngineDeadError, QueueFullError, RequestOutput, StepError
 from services.telemetry.metrics import metrics
 
 logger = logging.getLogger(__name__)
@@ -45,10 +37,6 @@ DEFAULT_STREAM_INTERVAL_S = 0.05
 # A model that fails this many steps in a row is broken (a lost device, a bad build), not tripped by one
 # request: the engine then fails everything and reports unhealthy, and Serve replaces the replica.
 MAX_FAILED_STEPS_IN_A_ROW = 3
-
-
-class EngineDeadError(RuntimeError):
-    """The engine loop failed; requests in flight end with this error and the replica reports unhealthy."""
 
 
 class AsyncLLMEngine:

@@ -11,10 +11,10 @@ from ray import serve
 from services.autoscaling.signals import KV_CACHE_USAGE, RUNNING_SEQUENCES, WAITING_SEQUENCES
 from services.common.device import resolve_device, set_torch_threads
 from services.common.dtype import DTypeName
-from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine, EngineDeadError
-from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine, RequestOutput
-from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
+from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine
 from services.llm_decoder.traced_generation import generate_traced
+from services.messages import DecodeRequest, EngineDeadError, RequestOutput
 from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.telemetry.replica import replica_name, set_up_replica_telemetry

@@ -14,8 +14,7 @@ from services.common.deadline import raise_if_expired
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.decode_timings import DecodeTimings
-from services.llm_decoder.engine import RequestOutput
-from services.llm_decoder.engine.decode_request import DecodeRequest
+from services.messages import DecodeRequest, RequestOutput
 from services.telemetry.metrics import metrics
 from services.telemetry.tracing import context_from, record_span, tracer
 

@@ -15,15 +15,12 @@ from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
 from services.common.device import to_device
 from services.common.image_embedding import ImageEmbedding
+from services.messages import PromptError
 from services.models.attention.step import ATTENTION_IMPLEMENTATION, AttentionStep
 from services.models.checkpoint import Weights, load_submodel, random_submodel, read_tensor
 from services.models.family import family_for_model_type
 from services.models.kv_cache import KVShape
 from services.models.mrope import mrope_positions
-
-
-class PromptError(ValueError):
-    """Messages that cannot be turned into a prompt for this model (e.g. images and embeddings disagree)."""
 
 
 @dataclass(frozen=True)

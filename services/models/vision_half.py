@@ -8,7 +8,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor
 
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
+from services.messages import RawImage
 from services.models.checkpoint import Weights, load_submodel, random_submodel
 from services.models.family import family_for_model_type
 

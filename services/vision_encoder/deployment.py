@@ -14,11 +14,11 @@ from services.common.deadline import DeadlineExceededError
 from services.common.device import resolve_device, set_torch_threads
 from services.common.dtype import DTypeName
 from services.common.image_embedding import ImageEmbedding
+from services.messages import EncodeRequest
 from services.models.checkpoint import model_dtype
 from services.models.vision_half import VisionHalf
 from services.telemetry.replica import set_up_replica_telemetry
 from services.vision_encoder.embedding_cache import EmbeddingCache
-from services.vision_encoder.encode_request import EncodeRequest
 from services.vision_encoder.encoder import BatchedEmbedding, VisionEncoder, encode_in_time
 
 

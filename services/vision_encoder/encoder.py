@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 from services.common.deadline import DeadlineExceededError, expired, raise_if_expired
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
+from services.messages import EncodeRequest, RawImage
 from services.telemetry.metrics import metrics
 from services.telemetry.tracing import continued, record_span, tracer
 from services.vision_encoder.embedding_cache import CacheStats, EmbeddingCache
-from services.vision_encoder.encode_request import EncodeRequest
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ import pytest
 
 from services.common.image_input import ImageInputError
 from services.gateway.errors import ServiceUnavailableError, to_api_error
-from services.llm_decoder.async_engine import EngineDeadError
-from services.llm_decoder.engine import ContextLengthError, QueueFullError, StepError
-from services.models.language_half import PromptError
+from services.messages import ContextLengthError, EngineDeadError, PromptError, QueueFullError, StepError
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,9 @@ from ray.exceptions import RayTaskError
 from ray.serve.context import _get_serve_request_context, _set_request_context
 from ray.serve.exceptions import BackPressureError
 
-from services.common.raw_image import RawImage
 from services.gateway.errors import ServiceUnavailableError
 from services.gateway.ray_backends import RayBackends, as_own_serve_request
-from services.llm_decoder.engine import QueueFullError, SamplingParams
-from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.vision_encoder.encode_request import EncodeRequest
+from services.messages import DecodeRequest, EncodeRequest, QueueFullError, RawImage, SamplingParams
 
 
 class RaisingHandle:

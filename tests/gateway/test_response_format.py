@@ -10,8 +10,7 @@ from pydantic import ValidationError
 
 from services.gateway.errors import to_api_error
 from services.gateway.protocol import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH, ChatCompletionRequest
-from services.llm_decoder.engine import GrammarError
-from services.llm_decoder.engine.structured_output import GrammarSpec
+from services.messages import GrammarError, GrammarSpec
 from tests.llm_decoder.engine.json_schemas import receipt
 
 

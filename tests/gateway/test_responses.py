@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from services.gateway.errors import ServiceUnavailableError
 from services.gateway.responses import completion_events
-from services.llm_decoder.engine import RequestOutput
+from services.messages import RequestOutput
 
 
 def _output(text: str, count: int, finish_reason: str | None = None) -> RequestOutput:

@@ -11,20 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-from services.llm_decoder.async_engine import AsyncLLMEngine, EngineDeadError
+from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.decode_timings import DecodeTimings
-from services.llm_decoder.engine import (
-    DecodeRequest,
-    EngineConfig,
-    LLMEngine,
-    QueueFullError,
-    RequestOutput,
-    SamplingParams,
-    StepError,
-)
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.llm_decoder.engine.scheduler import ScheduledStep
 from services.llm_decoder.engine.sequence import Sequence
 from services.local_pipeline import image_question
+from services.messages import DecodeRequest, EngineDeadError, QueueFullError, RequestOutput, SamplingParams, StepError
 from services.models.language_half import LanguageHalf
 
 GREEDY = SamplingParams(max_tokens=4, temperature=0, ignore_eos=True)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from services.llm_decoder.async_engine import AsyncLLMEngine
-from services.llm_decoder.engine import DecodeRequest, EngineConfig, LLMEngine, RequestOutput, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import DecodeRequest, RequestOutput, SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.telemetry.metrics import metrics

@@ -15,9 +15,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from services.common.image_input import load_image
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import LocalPipeline, image_question
+from services.messages import RawImage, SamplingParams
 from services.models.family import FAMILIES
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf

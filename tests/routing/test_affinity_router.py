@@ -14,11 +14,9 @@ from ray.serve._private.request_router import PowerOfTwoChoicesRequestRouter
 from ray.serve.request_router import PendingRequest, RequestRouter
 
 from services.common.deadline import DeadlineExceededError
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import DecodeRequest, SamplingParams
+from services.messages import DecodeRequest, EncodeRequest, RawImage, SamplingParams
 from services.routing import preferred_replica
 from services.routing.affinity_router import AffinityRouter
-from services.vision_encoder.encode_request import EncodeRequest
 
 DEPLOYMENT = DeploymentID(name="llm_decoder", app_name="flashvqa")
 MAX_IMBALANCE = 4

@@ -11,9 +11,8 @@ import torch
 
 from services.common.deadline import DeadlineExceededError
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
+from services.messages import EncodeRequest, RawImage
 from services.vision_encoder.embedding_cache import EmbeddingCache
-from services.vision_encoder.encode_request import EncodeRequest
 from services.vision_encoder.encoder import BatchedEmbedding, VisionEncoder, encode_in_time, unbatched
 from tests.conftest import noise_image
 

@@ -1,31 +1,11 @@
-"""Continuous batching over the language half: scheduler, KV slots, sampler, output processing."""
+"""Continuous batching over the language half: scheduler, KV blocks, sampler, output processing.
+
+The messages it takes and gives (`DecodeRequest`, `SamplingParams`, `RequestOutput`, its errors) are in
+`services.messages`."""
 
 from services.llm_decoder.engine.config import EngineConfig
-from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.llm_decoder.engine.errors import (
-    ContextLengthError,
-    EngineError,
-    GrammarError,
-    QueueFullError,
-    StepError,
-    StepFailed,
-)
 from services.llm_decoder.engine.llm_engine import EngineStats, LLMEngine
-from services.llm_decoder.engine.outputs import RequestOutput, TokenOutput
-from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.llm_decoder.engine.step_failed import StepFailed
+from services.llm_decoder.engine.token_output import TokenOutput
 
-__all__ = [
-    "ContextLengthError",
-    "DecodeRequest",
-    "EngineConfig",
-    "EngineError",
-    "EngineStats",
-    "GrammarError",
-    "LLMEngine",
-    "QueueFullError",
-    "RequestOutput",
-    "SamplingParams",
-    "StepError",
-    "StepFailed",
-    "TokenOutput",
-]
+__all__ = ["EngineConfig", "EngineStats", "LLMEngine", "StepFailed", "TokenOutput"]

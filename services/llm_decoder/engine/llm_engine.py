@@ -18,17 +18,16 @@ import torch
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine.config import EngineConfig
-from services.llm_decoder.engine.decode_request import DecodeRequest
-from services.llm_decoder.engine.errors import ContextLengthError, StepFailed
 from services.llm_decoder.engine.model_runner import ModelRunner
 from services.llm_decoder.engine.output_processor import OutputProcessor
-from services.llm_decoder.engine.outputs import RequestOutput, TokenOutput
 from services.llm_decoder.engine.sampler import sample
-from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import ScheduledStep, Scheduler
 from services.llm_decoder.engine.self_check import check_incremental_decode
 from services.llm_decoder.engine.sequence import FinishReason, Sequence
+from services.llm_decoder.engine.step_failed import StepFailed
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
+from services.llm_decoder.engine.token_output import TokenOutput
+from services.messages import ContextLengthError, DecodeRequest, RequestOutput, SamplingParams
 from services.models.language_half import LanguageHalf
 
 logger = logging.getLogger(__name__)

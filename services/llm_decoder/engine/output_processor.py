@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.llm_decoder.detokenizer import IncrementalDetokenizer
-from services.llm_decoder.engine.outputs import RequestOutput, TokenOutput
+from services.llm_decoder.engine.token_output import TokenOutput
+from services.messages import RequestOutput
 
 
 class TextOutput:

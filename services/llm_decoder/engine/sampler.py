@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.messages import SamplingParams
 
 
 def sample(logits: torch.Tensor, params: list[SamplingParams], generators: list[torch.Generator | None]) -> list[int]:

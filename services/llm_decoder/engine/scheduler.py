@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from services.llm_decoder.engine.block_manager import BlockManager
 from services.llm_decoder.engine.config import EngineConfig
-from services.llm_decoder.engine.errors import QueueFullError
 from services.llm_decoder.engine.prefix_keys import next_block_hash
 from services.llm_decoder.engine.sequence import Sequence, SequenceStatus
+from services.messages import QueueFullError
 from services.models.kv_cache import BLOCK_SIZE
 
 

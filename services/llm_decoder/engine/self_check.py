@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 
 from services.llm_decoder.engine.model_runner import ModelRunner
-from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import Chunk, ScheduledStep
 from services.llm_decoder.engine.sequence import Sequence
+from services.messages import SamplingParams
 from services.models.attention.step import ATTENTION_IMPLEMENTATION
 from services.models.language_half import Prompt
 

@@ -17,8 +17,8 @@ import torch
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine.prefix_keys import PrefixKeys, prompt_keys
-from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarMatcher
+from services.messages import SamplingParams
 from services.models.language_half import Prompt
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.llm_decoder.engine import LLMEngine, RequestOutput
+from services.llm_decoder.engine import LLMEngine
+from services.messages import RequestOutput
 
 
 def run_to_completion(engine: LLMEngine, max_steps: int = 1000) -> dict[str, list[RequestOutput]]:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.llm_decoder.engine.decode_graphs import DecodeGraphs, buckets
 from services.local_pipeline import image_question
+from services.messages import RawImage, SamplingParams
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import torch
 
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import RawImage, SamplingParams
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import noise_image

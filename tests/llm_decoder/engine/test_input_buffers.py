@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from services.llm_decoder.engine import EngineConfig, LLMEngine, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.llm_decoder.engine.input_buffers import InputBuffers
 from services.local_pipeline import image_question
+from services.messages import SamplingParams
 from services.models.language_half import LanguageHalf
 
 CPU = torch.device("cpu")

@@ -8,17 +8,10 @@ import pytest
 import torch
 
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import (
-    ContextLengthError,
-    EngineConfig,
-    LLMEngine,
-    QueueFullError,
-    RequestOutput,
-    SamplingParams,
-)
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
-from services.models.language_half import LanguageHalf, PromptError
+from services.messages import ContextLengthError, PromptError, QueueFullError, RawImage, RequestOutput, SamplingParams
+from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image
 from tests.llm_decoder.engine.engine_runs import output_token_ids, run_to_completion

@@ -10,8 +10,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from services.llm_decoder.engine.output_processor import OutputProcessor, TextOutput
-from services.llm_decoder.engine.outputs import TokenOutput
 from services.llm_decoder.engine.sequence import FinishReason
+from services.llm_decoder.engine.token_output import TokenOutput
 
 
 @pytest.fixture(scope="module")

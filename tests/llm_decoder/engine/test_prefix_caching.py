@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from services.common.image_embedding import ImageEmbedding
-from services.common.raw_image import RawImage
-from services.llm_decoder.engine import EngineConfig, LLMEngine, RequestOutput, SamplingParams
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import RawImage, RequestOutput, SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf

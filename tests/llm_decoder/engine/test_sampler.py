@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from services.llm_decoder.engine.sampler import sample
-from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.messages import SamplingParams
 
 
 def _logits(rows: int, vocab: int = 64) -> torch.Tensor:

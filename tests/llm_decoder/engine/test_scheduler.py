@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from services.llm_decoder.engine.config import EngineConfig
-from services.llm_decoder.engine.errors import QueueFullError
-from services.llm_decoder.engine.sampling_params import SamplingParams
 from services.llm_decoder.engine.scheduler import ScheduledStep, Scheduler
 from services.llm_decoder.engine.sequence import Sequence, SequenceStatus
+from services.messages import QueueFullError, SamplingParams
 from services.models.language_half import Prompt
 
 BLOCK = 16

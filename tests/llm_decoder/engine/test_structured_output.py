@@ -14,16 +14,9 @@ import pytest
 import torch
 
 from services.llm_decoder.async_engine import AsyncLLMEngine
-from services.llm_decoder.engine import (
-    DecodeRequest,
-    EngineConfig,
-    GrammarError,
-    LLMEngine,
-    RequestOutput,
-    SamplingParams,
-)
-from services.llm_decoder.engine.structured_output import GrammarSpec
+from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.local_pipeline import image_question
+from services.messages import DecodeRequest, GrammarError, GrammarSpec, RequestOutput, SamplingParams
 from services.models.language_half import LanguageHalf
 from tests.conftest import FAMILY_NAMES
 from tests.llm_decoder.engine.engine_runs import run_to_completion

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from services.llm_decoder.engine import GrammarError
-from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarCompiler, GrammarSpec
+from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarCompiler
 from services.llm_decoder.engine.structured_output.strict_schema import closed_objects
+from services.messages import GrammarError, GrammarSpec
 from tests.llm_decoder.engine.json_schemas import NESTED
 
 OPEN_OBJECT = {"type": "object", "properties": {"total": {"type": "integer"}}, "required": ["total"]}

@@ -10,13 +10,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from services.llm_decoder.engine.structured_output import (
-    CompiledGrammar,
-    GrammarCompiler,
-    GrammarMatcher,
-    GrammarSpec,
-    TokenMasker,
-)
+from services.llm_decoder.engine.structured_output import CompiledGrammar, GrammarCompiler, GrammarMatcher, TokenMasker
+from services.messages import GrammarSpec
 
 PADDING = 30  # model vocabularies are padded past the tokenizer's last id; those ids must never be sampled
 RECEIPT = {

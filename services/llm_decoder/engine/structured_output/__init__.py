@@ -2,7 +2,6 @@
 
 from services.llm_decoder.engine.structured_output.grammar_compiler import CompiledGrammar, GrammarCompiler
 from services.llm_decoder.engine.structured_output.grammar_matcher import GrammarMatcher
-from services.llm_decoder.engine.structured_output.grammar_spec import GrammarSpec
 from services.llm_decoder.engine.structured_output.token_mask import TokenMasker
 
-__all__ = ["CompiledGrammar", "GrammarCompiler", "GrammarMatcher", "GrammarSpec", "TokenMasker"]
+__all__ = ["CompiledGrammar", "GrammarCompiler", "GrammarMatcher", "TokenMasker"]

@@ -11,10 +11,9 @@ from typing import Any
 import llguidance
 import llguidance.hf
 
-from services.llm_decoder.engine.errors import GrammarError
 from services.llm_decoder.engine.structured_output.grammar_matcher import GrammarMatcher
-from services.llm_decoder.engine.structured_output.grammar_spec import GrammarSpec
 from services.llm_decoder.engine.structured_output.strict_schema import closed_objects
+from services.messages import GrammarError, GrammarSpec
 
 # Parser state and grammar dumps in error messages would go back to the client: keep them short.
 _LIMITS = llguidance.LLParserLimits(verbose_errors=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.common.raw_image import RawImage
+from services.messages.raw_image import RawImage
 from services.telemetry.tracing import TraceCarrier
 
 

@@ -1,4 +1,5 @@
-"""Why the engine refuses a request; the gateway maps each to an HTTP status."""
+"""Why the decoder refuses or ends a request. They travel back to the gateway (through Ray, wrapped), which
+maps each to an HTTP status, so they live here, beside the messages, and not in the engine."""
 
 from __future__ import annotations
 
@@ -32,12 +33,9 @@ class StepError(EngineError):
     engine goes on with the others (503)."""
 
 
-class StepFailed(Exception):
-    """Raised by `LLMEngine.step_tokens` (and `step`) when the model failed: the step's sequences were dropped
-    (their slots freed, nothing of theirs kept for prefix reuse); `request_ids` names them. Stays inside the
-    decoder process."""
+class EngineDeadError(RuntimeError):
+    """The engine loop failed; requests in flight end with this error and the replica reports unhealthy."""
 
-    def __init__(self, request_ids: list[str], cause: BaseException) -> None:
-        super().__init__(f"a step of {len(request_ids)} sequences failed: {cause!r}")
-        self.request_ids = request_ids
-        self.cause = cause
+
+class PromptError(ValueError):
+    """Messages that cannot be turned into a prompt for this model (e.g. images and embeddings disagree)."""

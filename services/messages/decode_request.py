@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.llm_decoder.engine.sampling_params import SamplingParams
+from services.messages.sampling_params import SamplingParams
 from services.telemetry.tracing import TraceCarrier
 
 

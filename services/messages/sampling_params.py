@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.llm_decoder.engine.structured_output.grammar_spec import GrammarSpec
+from services.messages.grammar_spec import GrammarSpec
 
 GREEDY_BELOW_TEMPERATURE = 1e-5
 
