@@ -27,14 +27,14 @@ from PIL import Image
 
 from bench.timing import percentile, timed_seconds
 from services.common.image_input import ImageLimits, load_image
-from services.gateway.auth import Tenant
+from services.gateway.admission.auth import Tenant
+from services.gateway.api.protocol import ChatCompletionRequest
+from services.gateway.cache.redis_response_cache import RedisResponseCache
+from services.gateway.cache.response_cache import InMemoryResponseCache
+from services.gateway.chat.request_report import RequestReport
+from services.gateway.images.provenance_gate import ProvenanceGate, Upload
 from services.gateway.options import AuthOptions, GatewayOptions
-from services.gateway.protocol import ChatCompletionRequest
-from services.gateway.provenance_gate import ProvenanceGate, Upload
 from services.gateway.redis_connection import RedisConnection
-from services.gateway.redis_response_cache import RedisResponseCache
-from services.gateway.request_report import RequestReport
-from services.gateway.response_cache import InMemoryResponseCache
 from services.in_process_app import build_in_process_app
 from services.messages import RawImage
 from services.models.tiny_model import build_tiny_model

@@ -20,7 +20,7 @@ import time
 from bench.serving_load import Server, model_dir, run_level
 from bench.timing import say, timed_seconds
 from loadtest.server_process import free_port
-from services.gateway.request_record import stage
+from services.gateway.telemetry.request_record import stage
 from services.telemetry.metrics import metrics
 from tests.telemetry.otlp_receiver import otlp_receiver
 

@@ -11,9 +11,9 @@ from ray.serve import Application, Deployment
 
 from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
 from services.common.dtype import AUTO_DTYPE_RULE, DTypeName
+from services.gateway.admission.proxy_door import proxy_environment
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
-from services.gateway.proxy_door import proxy_environment
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
@@ -209,7 +209,7 @@ def build_app(args: dict[str, Any]) -> Application:
 
 def proxy_door_environment(args: dict[str, Any]) -> dict[str, str]:
     """What Serve's HTTP proxy needs in its environment to refuse past the pools' capacity itself
-    (`services/gateway/proxy_door.py`): the gateway replicas' budgets together."""
+    (`services/gateway/admission/proxy_door.py`): the gateway replicas' budgets together."""
     app_args = AppArgs.model_validate(args)
     gateway = app_args.gateway
     return proxy_environment(

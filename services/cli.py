@@ -101,7 +101,7 @@ def _eval_demo(args: argparse.Namespace) -> int:
 
 
 def _hash_api_key(args: argparse.Namespace) -> int:
-    from services.gateway.auth import hash_api_key
+    from services.gateway.admission.auth import hash_api_key
 
     key = sys.stdin.readline().strip()  # not an argument: it would land in the shell history and `ps`
     if not key:

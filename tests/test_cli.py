@@ -11,7 +11,7 @@ import pytest
 
 from services.app_builder import AppArgs
 from services.cli import main
-from services.gateway.auth import Authenticator, TenantConfig
+from services.gateway.admission.auth import Authenticator, TenantConfig
 from services.serve_config import ServeApplication
 
 EXAMPLE_IMAGE = Path(__file__).parents[1] / "examples" / "images" / "receipt.png"

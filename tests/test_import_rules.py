@@ -60,8 +60,13 @@ RULES = [
     Rule(
         "the gateway imports no model code and no torch",
         ("services.gateway",),
-        ("services.models", "services.llm_decoder", "services.vision_encoder", "services.common.image_embedding")
-        + MODEL_STACK,
+        (
+            "services.models",
+            "services.llm_decoder",
+            "services.vision_encoder",
+            "services.common.image_embedding",
+            *MODEL_STACK,
+        ),
     ),
     Rule("the messages import no torch", ("services.messages",), MODEL_STACK),
     Rule(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.gateway.admission import Admission
-from services.gateway.auth import Authenticator
+from services.gateway.admission.admission import Admission
+from services.gateway.admission.auth import Authenticator
+from services.gateway.admission.rate_limit import LocalRateLimiter, RateLimiter
+from services.gateway.admission.redis_rate_limiter import RedisRateLimiter
 from services.gateway.backends import Backends
-from services.gateway.chat_service import ChatService
+from services.gateway.cache.redis_response_cache import RedisResponseCache
+from services.gateway.cache.response_cache import InMemoryResponseCache, ResponseCache
+from services.gateway.chat.chat_service import ChatService
 from services.gateway.options import GatewayOptions
-from services.gateway.rate_limit import LocalRateLimiter, RateLimiter
 from services.gateway.redis_connection import RedisConnection, redis_url_from_env
-from services.gateway.redis_rate_limiter import RedisRateLimiter
-from services.gateway.redis_response_cache import RedisResponseCache
-from services.gateway.response_cache import InMemoryResponseCache, ResponseCache
 
 
 @dataclass(frozen=True)

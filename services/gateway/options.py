@@ -7,8 +7,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.image_input import ImageLimits
-from services.gateway.remote_image_options import RemoteImageOptions
-from services.gateway.response_cache import ResponseCacheOptions
+from services.gateway.cache.response_cache import ResponseCacheOptions
+from services.gateway.images.remote_image_options import RemoteImageOptions
 from services.provenance import ProvenanceOptions
 from services.safety import SafetyOptions
 

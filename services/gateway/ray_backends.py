@@ -13,7 +13,7 @@ from ray.serve.context import _set_request_context
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
-from services.gateway.errors import ServiceUnavailableError
+from services.gateway.api.errors import ServiceUnavailableError
 from services.messages import DecodeRequest, EncodeRequest, RequestOutput
 
 # A full Serve queue, or a replica that died mid-request (Ray restarts it).

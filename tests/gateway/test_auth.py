@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.gateway.auth import ANONYMOUS, Authenticator, TenantConfig, hash_api_key
-from services.gateway.errors import APIError
+from services.gateway.admission.auth import ANONYMOUS, Authenticator, TenantConfig, hash_api_key
+from services.gateway.api.errors import APIError
 
 ACME_KEY = "sk-acme-0123456789"
 GLOBEX_KEY = "sk-globex-9876543210"

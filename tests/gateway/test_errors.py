@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.common.image_input import ImageInputError
-from services.gateway.errors import ServiceUnavailableError, to_api_error
+from services.gateway.api.errors import ServiceUnavailableError, to_api_error
 from services.messages import ContextLengthError, EngineDeadError, PromptError, QueueFullError, StepError
 
 

@@ -9,7 +9,7 @@ import contextlib
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from services.gateway.in_flight_limit import InFlightLimit
+from services.gateway.admission.in_flight_limit import InFlightLimit
 
 
 class HeldApp:

@@ -1,4 +1,4 @@
-"""The middlewares Serve's HTTP proxy runs (services/gateway/proxy_door.py): Serve's own plain-text errors
+"""The middlewares Serve's HTTP proxy runs (services/gateway/admission/proxy_door.py): Serve's own plain-text errors
 reach the client in the OpenAI error form with their status and Retry-After kept, everything else passes
 untouched, and the proxy's in-flight budget comes from its environment."""
 
@@ -9,8 +9,8 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from services.app_builder import proxy_door_environment
-from services.gateway.in_flight_limit import InFlightLimit
-from services.gateway.proxy_door import (
+from services.gateway.admission.in_flight_limit import InFlightLimit
+from services.gateway.admission.proxy_door import (
     MAX_IN_FLIGHT_VARIABLE,
     PROXY_CALLBACK,
     ServeErrorsInOpenAIForm,

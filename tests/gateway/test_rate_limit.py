@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.gateway.errors import ServiceUnavailableError
-from services.gateway.rate_limit import Limits, LocalRateLimiter, RateLimiter
+from services.gateway.admission.rate_limit import Limits, LocalRateLimiter, RateLimiter
+from services.gateway.admission.redis_rate_limiter import RedisRateLimiter
+from services.gateway.api.errors import ServiceUnavailableError
 from services.gateway.redis_connection import RedisConnection
-from services.gateway.redis_rate_limiter import RedisRateLimiter
 from tests.redis_server import RedisServer
 
 TEN_PER_MINUTE = Limits(requests_per_minute=10, tokens_per_minute=None)

@@ -13,7 +13,7 @@ from ray.exceptions import RayTaskError
 from ray.serve.context import _get_serve_request_context, _set_request_context
 from ray.serve.exceptions import BackPressureError
 
-from services.gateway.errors import ServiceUnavailableError
+from services.gateway.api.errors import ServiceUnavailableError
 from services.gateway.ray_backends import RayBackends, as_own_serve_request
 from services.messages import DecodeRequest, EncodeRequest, QueueFullError, RawImage, SamplingParams
 

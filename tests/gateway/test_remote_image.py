@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.common.image_input import ImageInputError
-from services.gateway.remote_image import NOT_ENABLED, RemoteImageFetcher
-from services.gateway.remote_image_network import IPAddress, is_public_address
-from services.gateway.remote_image_options import RemoteImageOptions
+from services.gateway.images.remote_image import NOT_ENABLED, RemoteImageFetcher
+from services.gateway.images.remote_image_network import IPAddress, is_public_address
+from services.gateway.images.remote_image_options import RemoteImageOptions
 
 PARAM = "messages[0].content[1].image_url"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

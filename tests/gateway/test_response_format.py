@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.gateway.errors import to_api_error
-from services.gateway.protocol import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH, ChatCompletionRequest
+from services.gateway.api.errors import to_api_error
+from services.gateway.api.protocol import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH, ChatCompletionRequest
 from services.messages import GrammarError, GrammarSpec
 from tests.llm_decoder.engine.json_schemas import receipt
 

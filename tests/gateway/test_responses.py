@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from services.gateway.errors import ServiceUnavailableError
-from services.gateway.responses import completion_events
+from services.gateway.api.errors import ServiceUnavailableError
+from services.gateway.api.responses import completion_events
 from services.messages import RequestOutput
 
 

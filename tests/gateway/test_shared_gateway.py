@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.gateway.auth import hash_api_key
+from services.gateway.admission.auth import hash_api_key
 from services.gateway.options import AuthOptions, GatewayOptions, RateLimitOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig

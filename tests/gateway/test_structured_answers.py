@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 from fastapi import FastAPI
 
+from services.gateway.api.protocol import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH
 from services.gateway.options import AuthOptions, GatewayOptions
-from services.gateway.protocol import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.gateway.test_app import image_message, png_bytes, sse_events

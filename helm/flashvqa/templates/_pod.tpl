@@ -7,7 +7,7 @@
 - name: HF_HUB_OFFLINE
   value: "1"
 - name: RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH
-  value: services.gateway.proxy_door:proxy_middlewares
+  value: services.gateway.admission.proxy_door:proxy_middlewares
 - name: FLASHVQA_OVERLOAD_RETRY_AFTER_MS
   value: {{ .Values.serve.proxy.retryAfterMs | int | quote }}
 {{- with .Values.serve.proxy.maxInFlight }}

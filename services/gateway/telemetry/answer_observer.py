@@ -7,7 +7,7 @@ import time
 
 from opentelemetry.trace import Span
 
-from services.gateway.request_record import RequestRecord
+from services.gateway.telemetry.request_record import RequestRecord
 from services.messages import RequestOutput
 from services.telemetry.metrics import metrics
 from services.telemetry.tracing import tracer

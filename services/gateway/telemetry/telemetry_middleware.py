@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.trace import format_trace_id
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.request_record import RequestRecord, recording
+from services.gateway.telemetry.request_record import RequestRecord, recording
 from services.telemetry.metrics import metrics
 from services.telemetry.request_log import log_request
 from services.telemetry.tracing import current_carrier

@@ -8,9 +8,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.gateway.api_error import ErrorResponse
-from services.gateway.errors import to_api_error
-from services.gateway.protocol import (
+from services.gateway.api.api_error import ErrorResponse
+from services.gateway.api.errors import to_api_error
+from services.gateway.api.protocol import (
     AssistantMessage,
     ChatCompletionChunk,
     ChatCompletionResponse,
@@ -20,7 +20,7 @@ from services.gateway.protocol import (
     PromptTokensDetails,
     Usage,
 )
-from services.gateway.request_report import RequestReport
+from services.gateway.chat.request_report import RequestReport
 from services.messages import RequestOutput
 
 logger = logging.getLogger(__name__)

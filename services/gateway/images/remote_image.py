@@ -12,7 +12,7 @@ import httpcore
 import httpx
 
 from services.common.image_input import ImageInputError
-from services.gateway.remote_image_network import (
+from services.gateway.images.remote_image_network import (
     AddressPolicy,
     CheckedNetworkBackend,
     ForbiddenAddressError,
@@ -20,7 +20,7 @@ from services.gateway.remote_image_network import (
     is_public_address,
     resolve_host,
 )
-from services.gateway.remote_image_options import RemoteImageOptions
+from services.gateway.images.remote_image_options import RemoteImageOptions
 
 NOT_ENABLED = "image URLs are not enabled on this server; send the image as a data URL"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

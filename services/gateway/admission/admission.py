@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from services.gateway.auth import Authenticator, Tenant
-from services.gateway.errors import APIError
+from services.gateway.admission.auth import Authenticator, Tenant
+from services.gateway.admission.rate_limit import Limits, RateLimiter
+from services.gateway.api.errors import APIError
 from services.gateway.options import RateLimitOptions
-from services.gateway.rate_limit import Limits, RateLimiter
-from services.gateway.request_record import stage
+from services.gateway.telemetry.request_record import stage
 from services.telemetry.metrics import metrics
 
 

@@ -22,10 +22,10 @@ import os
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.api_error import RETRY_AFTER_SECONDS, ErrorDetail, ErrorResponse
-from services.gateway.in_flight_limit import InFlightLimit
+from services.gateway.admission.in_flight_limit import InFlightLimit
+from services.gateway.api.api_error import RETRY_AFTER_SECONDS, ErrorDetail, ErrorResponse
 
-PROXY_CALLBACK = "services.gateway.proxy_door:proxy_middlewares"
+PROXY_CALLBACK = "services.gateway.admission.proxy_door:proxy_middlewares"
 MAX_IN_FLIGHT_VARIABLE = "FLASHVQA_PROXY_MAX_IN_FLIGHT"
 RETRY_AFTER_MS_VARIABLE = "FLASHVQA_OVERLOAD_RETRY_AFTER_MS"
 

@@ -8,8 +8,8 @@ and is then refused by the other. When Redis fails, the gateway either falls bac
 
 from __future__ import annotations
 
-from services.gateway.errors import ServiceUnavailableError
-from services.gateway.rate_limit import PERIOD_S, Limits, LimitState, LocalRateLimiter, RateLimitDecision
+from services.gateway.admission.rate_limit import PERIOD_S, Limits, LimitState, LocalRateLimiter, RateLimitDecision
+from services.gateway.api.errors import ServiceUnavailableError
 from services.gateway.redis_connection import REDIS_ERRORS, RedisConnection
 
 # KEYS: request TAT key, token TAT key. ARGV: request limit, token limit (0 = none), request cost,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.common.image_input import ImageInputError
-from services.gateway.api_error import RETRY_AFTER_SECONDS, APIError, error_response
-from services.gateway.provenance_gate import ProvenancePolicyViolation
+from services.gateway.api.api_error import RETRY_AFTER_SECONDS, APIError, error_response
+from services.gateway.images.provenance_gate import ProvenancePolicyViolation
 from services.messages import ContextLengthError, EngineDeadError, GrammarError, PromptError, QueueFullError, StepError
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 

@@ -11,26 +11,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.image_input import ImageInputError, load_image
-from services.gateway.admission import Admission
-from services.gateway.answer_observer import AnswerObserver
-from services.gateway.auth import Tenant
+from services.gateway.admission.admission import Admission
+from services.gateway.admission.auth import Tenant
+from services.gateway.admission.deadline import within_deadline
+from services.gateway.api.errors import APIError
+from services.gateway.api.protocol import ChatCompletionRequest, ChatMessage, ImagePart
 from services.gateway.backends import Backends
-from services.gateway.deadline import within_deadline
-from services.gateway.errors import APIError
-from services.gateway.image_url import EncodedImage, decode_image_url
-from services.gateway.options import GatewayOptions
-from services.gateway.protocol import ChatCompletionRequest, ChatMessage, ImagePart
-from services.gateway.provenance_gate import ProvenanceGate, ProvenancePolicyViolation, Upload
-from services.gateway.remote_image import RemoteImageFetcher
-from services.gateway.request_record import current_record, stage
-from services.gateway.request_report import RequestReport
-from services.gateway.response_cache import (
+from services.gateway.cache.response_cache import (
     ResponseCache,
     cache_key,
     decode_answer,
     encode_answer,
     is_cacheable,
 )
+from services.gateway.chat.request_report import RequestReport
+from services.gateway.images.image_url import EncodedImage, decode_image_url
+from services.gateway.images.provenance_gate import ProvenanceGate, ProvenancePolicyViolation, Upload
+from services.gateway.images.remote_image import RemoteImageFetcher
+from services.gateway.options import GatewayOptions
+from services.gateway.telemetry.answer_observer import AnswerObserver
+from services.gateway.telemetry.request_record import current_record, stage
 from services.messages import DecodeRequest, EncodeRequest, RawImage, RequestOutput
 from services.provenance import PolicyAction, ProvenanceReport
 from services.routing import conversation_affinity_key

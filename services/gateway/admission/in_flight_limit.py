@@ -13,7 +13,7 @@ import math
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway.api_error import APIError, error_response
+from services.gateway.api.api_error import APIError, error_response
 from services.telemetry.metrics import metrics
 
 GENERATION_ROUTES = frozenset({"/v1/chat/completions", "/v1/vqa"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.errors import APIError, BodyTooLargeError, error_response
+from services.gateway.api.errors import APIError, BodyTooLargeError, error_response
 
 
 class BodySizeLimit:

@@ -1,0 +1,1 @@
+"""The OpenAI wire: request and response schemas, the error envelope and its mapping, the routes."""

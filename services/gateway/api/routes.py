@@ -1,0 +1,156 @@
+"""The gateway's API routes: thin, each gets its collaborators through `deps.py` and calls the chat service."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from services.common.image_input import ImageInputError
+from services.gateway.admission.admission import Admitted
+from services.gateway.api.errors import APIError
+from services.gateway.api.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    ImagePart,
+    ImageURL,
+    ModelCard,
+    ModelList,
+    ResponseFormat,
+    StreamOptions,
+    TextPart,
+    new_completion_id,
+    parse_response_format,
+)
+from services.gateway.api.responses import completion_events, completion_response
+from services.gateway.chat.request_report import RequestReport
+from services.gateway.deps import AdmittedDep, DeadlineDep, GatewayDep
+from services.gateway.gateway import Gateway
+from services.gateway.telemetry.metrics_endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from services.gateway.telemetry.metrics_endpoint import metrics_text
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    gateway: GatewayDep,
+    admitted: AdmittedDep,
+    deadline: DeadlineDep,
+) -> JSONResponse | StreamingResponse:
+    return await _complete(gateway, body, admitted, deadline)
+
+
+@router.post("/v1/vqa", response_model=None)
+async def vqa(
+    gateway: GatewayDep,
+    admitted: AdmittedDep,
+    deadline: DeadlineDep,
+    image: Annotated[UploadFile, File(description="the picture")],
+    question: Annotated[str, Form(min_length=1)],
+    stream: Annotated[bool, Form()] = False,
+    max_tokens: Annotated[int | None, Form(ge=1)] = None,
+    temperature: Annotated[float, Form(ge=0, le=2)] = 0.0,
+    top_p: Annotated[float, Form(gt=0, le=1)] = 1.0,
+    seed: Annotated[int | None, Form()] = None,
+    enable_thinking: Annotated[bool, Form()] = False,
+    response_format: Annotated[
+        str | None,
+        Form(description='the chat completion `response_format`, as JSON text, e.g. {"type": "json_object"}'),
+    ] = None,
+) -> JSONResponse | StreamingResponse:
+    """One picture and one question as multipart form data (for mobile clients); the answer comes
+    back in the chat completion format, as JSON or, with `stream=true`, as server-sent events."""
+    max_bytes = gateway.options.max_image_bytes
+    data = await image.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise APIError(400, f"image is larger than {max_bytes} bytes", param="image")
+    data_url = f"data:{image.content_type or 'application/octet-stream'};base64,{base64.b64encode(data).decode()}"
+    answer_format = _form_response_format(response_format)
+    try:
+        body = ChatCompletionRequest(
+            messages=[
+                ChatMessage(
+                    role="user",
+                    content=[
+                        ImagePart(type="image_url", image_url=ImageURL(url=data_url)),
+                        TextPart(type="text", text=question),
+                    ],
+                )
+            ],
+            stream=stream,
+            stream_options=StreamOptions(include_usage=True) if stream else None,
+            max_completion_tokens=max_tokens,
+            response_format=answer_format,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            chat_template_kwargs={"enable_thinking": enable_thinking},
+        )
+    except ValidationError as error:  # what only the whole request checks: seed's range, a format with thinking
+        raise RequestValidationError(error.errors()) from None
+    try:
+        return await _complete(gateway, body, admitted, deadline)
+    except ImageInputError as error:  # name the form field the client sent, not the chat message we built
+        raise ImageInputError(str(error), "image") from None
+
+
+@router.get("/v1/models")
+async def models(gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None) -> ModelList:
+    gateway.admission.authenticate(authorization)
+    return ModelList(data=[ModelCard(id=gateway.options.model_name)])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics() -> Response:
+    return Response(await metrics_text(), media_type=METRICS_CONTENT_TYPE)
+
+
+@router.get("/health")
+async def health(gateway: GatewayDep) -> dict[str, str]:
+    """200 while the gateway can serve; `degraded` when Redis is configured but unreachable."""
+    return await gateway.health()
+
+
+def _form_response_format(text: str | None) -> ResponseFormat | None:
+    """The `/v1/vqa` form field, refused as the same field of a chat request would be."""
+    if text is None:
+        return None
+    try:
+        return parse_response_format(text)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [detail | {"loc": ("response_format", *detail["loc"])} for detail in error.errors()]
+        ) from None
+
+
+async def _complete(
+    gateway: Gateway, body: ChatCompletionRequest, admitted: Admitted, deadline: float
+) -> JSONResponse | StreamingResponse:
+    completion_id = new_completion_id()
+    model = gateway.options.model_name
+    report = RequestReport()
+    outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline, report)
+    if not body.stream:
+        response = await completion_response(outputs, completion_id, model, body.return_token_ids, report)
+        return JSONResponse(response, headers=admitted.headers | report.headers())
+    # Wait for the first output before answering 200, so refusals (bad image, queue full) keep their status.
+    try:
+        first = await anext(outputs)
+    except BaseException:
+        await outputs.aclose()  # type: ignore[attr-defined]
+        raise
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    events = completion_events(
+        first, outputs, completion_id, model, include_usage, body.return_token_ids, report.provenance_json()
+    )
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", **admitted.headers, **report.headers()},
+    )

@@ -1,0 +1,1 @@
+"""Finished answers kept by what determines them, in process or in Redis."""
