@@ -1,4 +1,5 @@
-"""The gateway's work for one chat request: validate, decode images, consult the cache, stream the answer."""
+"""The gateway's work for one chat request: admit its prompt, take out its images, answer from the cache or
+stream the decoder's answer under the content checks, and keep the answer for next time."""
 
 from __future__ import annotations
 
@@ -7,34 +8,23 @@ import hashlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any
 
-from services.common.image_input import ImageInputError, load_image
 from services.gateway.admission.admission import Admission
 from services.gateway.admission.auth import Tenant
 from services.gateway.admission.deadline import within_deadline
-from services.gateway.api.errors import APIError
-from services.gateway.api.protocol import ChatCompletionRequest, ChatMessage, ImagePart
+from services.gateway.api.protocol import ChatCompletionRequest
 from services.gateway.backends import Backends
-from services.gateway.cache.response_cache import (
-    ResponseCache,
-    cache_key,
-    decode_answer,
-    encode_answer,
-    is_cacheable,
-)
+from services.gateway.cache.response_cache import ResponseCache, cache_key, decode_answer, encode_answer, is_cacheable
+from services.gateway.chat.content_checks import ContentChecks, ImageChecks, counted
 from services.gateway.chat.request_report import RequestReport
-from services.gateway.images.image_url import EncodedImage, decode_image_url
-from services.gateway.images.provenance_gate import ProvenanceGate, ProvenancePolicyViolation, Upload
-from services.gateway.images.remote_image import RemoteImageFetcher
+from services.gateway.chat.request_validation import prompt_text, validate_request
+from services.gateway.images.message_images import MessageImages, TemplatedMessages
 from services.gateway.options import GatewayOptions
 from services.gateway.telemetry.answer_observer import AnswerObserver
-from services.gateway.telemetry.request_record import current_record, stage
-from services.messages import DecodeRequest, EncodeRequest, RawImage, RequestOutput
-from services.provenance import PolicyAction, ProvenanceReport
+from services.gateway.telemetry.request_record import RequestRecord, current_record, stage
+from services.messages import DecodeRequest, EncodeRequest, RequestOutput, SamplingParams
 from services.routing import conversation_affinity_key
-from services.safety import Action, SafetyFilter, SafetyVerdict, raise_if_blocked
+from services.safety import raise_if_blocked
 from services.telemetry.metrics import metrics
 from services.telemetry.request_log import prompts_logged
 from services.telemetry.tracing import current_carrier
@@ -48,9 +38,10 @@ class ChatService:
         self.options = options
         self._admission = admission
         self._cache = cache
-        self._fetcher = RemoteImageFetcher(options.remote_images)
-        self._safety = SafetyFilter.from_options(options.safety)
-        self._provenance = ProvenanceGate(options.provenance)
+        self._images = MessageImages(
+            options.remote_images, options.image_limits, options.max_image_bytes, options.max_images_per_request
+        )
+        self._checks = ContentChecks(options)
         # Cached answers were checked under this policy; another policy must not reuse them.
         self._policy_version = hashlib.blake2b(options.safety.model_dump_json().encode(), digest_size=8).hexdigest()
 
@@ -72,227 +63,116 @@ class ChatService:
         self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float, report: RequestReport
     ) -> AsyncGenerator[RequestOutput, None]:
         record = current_record()
-        prompt_text = "".join(_texts(request.messages))
-        if record is not None:
-            record.tenant = tenant.name
-            record.prompt = prompt_text if prompts_logged() else None
-        self._validate(request, prompt_text)
-        with stage("safety.prompt"):
-            prompt_verdicts = counted(self._safety.check_prompt(prompt_text))
-        raise_if_blocked(prompt_verdicts, param="messages")
-        report.add(prompt_verdicts)
-        messages, images, uploads = await self._template_messages(request.messages)
-        if record is not None:
-            record.images = len(images)
-        image_sizes = [(image.width, image.height) for image in images]
-        await self._admission.charge_tokens(tenant, self._admission.estimate_prompt_tokens(prompt_text, image_sizes))
+        templated = await self._admit(request, tenant, record, report)
         # The image checks run beside the cache lookup and the encoder, not in front of them; their verdicts
         # are awaited before anything is sent, so a blocked image costs the client nothing and a clean one
-        # adds no latency. The provenance check reads what the client sent, so it runs on cache hits too.
-        checks = _ImageChecks(
-            provenance=asyncio.ensure_future(self._check_provenance(uploads))
-            if uploads and self._provenance.enabled
-            else None,
-        )
+        # adds no latency.
+        checks = self._checks.start_provenance(templated.uploads)
         try:
             params = request.to_sampling_params()
-            key = None
-            if self._cache is not None and is_cacheable(params, self.options.cache):
-                key = cache_key(
-                    self.options.model_name,
-                    messages,
-                    [image.content_hash for image in images],
-                    params,
-                    request.enable_thinking,
-                    self._policy_version,
-                )
-                with stage("cache.lookup"):
-                    cached = await self._cache.get(key)
-                result = "miss" if cached is None else "hit"
-                metrics().response_cache.inc(result=result)
-                if record is not None:
-                    record.cache = result
-                if cached is not None:
-                    hit, flags = decode_answer(cached, request_id)
-                    await checks.settle(report)
-                    report.add_flags(flags)
-                    yield hit
-                    return
-            if images and self.options.safety.check_image:
-                checks.safety = asyncio.ensure_future(self._check_images(images))
-            # Other processes keep other event loop clocks: the deadline travels as wall-clock time.
-            wall_deadline = time.time() + deadline - asyncio.get_running_loop().time()
-            carrier = current_carrier()
-            encodes = [EncodeRequest(image, wall_deadline, carrier) for image in images]
-            affinity_key = conversation_affinity_key(messages, [image.content_hash for image in images])
-            decode_request = DecodeRequest(
-                request_id, messages, params, request.enable_thinking, wall_deadline, carrier, affinity_key
-            )
-            answer_checker = self._safety.answer_checker()
+            key = self._cache_key(request, params, templated)
+            cached = await self._cached(key, request_id, record) if key is not None else None
+            if cached is not None:
+                answer, flags = cached
+                await checks.settle(report)
+                report.add_flags(flags)
+                yield answer
+                return
+            self._checks.start_image_safety(templated.images, checks)
             outputs: list[RequestOutput] = []
-            async with aclosing(within_deadline(self._backends.generate(decode_request, encodes), deadline)) as stream:
+            async with aclosing(
+                self._checked_answer(request, request_id, params, templated, deadline, checks, report)
+            ) as stream:
                 async for output in stream:
-                    if not outputs:
-                        await checks.settle(report)
-                    answer_verdicts = counted(answer_checker.feed(output.text))
-                    raise_if_blocked(answer_verdicts, param=None)
-                    report.add(answer_verdicts)
                     outputs.append(output)
                     yield output
         finally:
             checks.cancel()
-        assert outputs and outputs[-1].finished
+        if not outputs or not outputs[-1].finished:
+            raise RuntimeError("the decoder's stream ended before its answer finished")
         await self._admission.charge_tokens(tenant, outputs[-1].num_output_tokens)
         if key is not None and self._cache is not None:
             value = encode_answer(RequestOutput.joined(outputs), report.flags)
             if len(value) <= self.options.cache.max_entry_bytes:
                 await self._cache.put(key, value)
 
-    async def _check_images(self, images: list[RawImage]) -> list[SafetyVerdict]:
-        with stage("safety.image", images=len(images)):
-            verdicts = await asyncio.gather(
-                *(asyncio.to_thread(self._safety.check_image, image.to_image()) for image in images)
-            )
-        return counted([verdict for image_verdicts in verdicts for verdict in image_verdicts])
+    async def _admit(
+        self, request: ChatCompletionRequest, tenant: Tenant, record: RequestRecord | None, report: RequestReport
+    ) -> TemplatedMessages:
+        """Validate, check the prompt, take out and decode the images, and charge the prompt's tokens."""
+        text = prompt_text(request.messages)
+        if record is not None:
+            record.tenant = tenant.name
+            record.prompt = text if prompts_logged() else None
+        validate_request(request, text, self.options)
+        self._checks.check_prompt(text, report)
+        templated = await self._images.template(request.messages)
+        if record is not None:
+            record.images = len(templated.images)
+        image_sizes = [(image.width, image.height) for image in templated.images]
+        await self._admission.charge_tokens(tenant, self._admission.estimate_prompt_tokens(text, image_sizes))
+        return templated
 
-    async def _check_provenance(self, uploads: list[Upload]) -> list[ProvenanceReport]:
-        with stage("provenance", images=len(uploads)):
-            try:
-                reports = await self._provenance.check(uploads)
-            except ProvenancePolicyViolation:
-                metrics().provenance_verdicts.inc(action=PolicyAction.BLOCK.value)
-                raise
-        for report in reports:
-            metrics().provenance_verdicts.inc(action=report.action.value)
-        return reports
+    def _cache_key(
+        self, request: ChatCompletionRequest, params: SamplingParams, templated: TemplatedMessages
+    ) -> str | None:
+        if self._cache is None or not is_cacheable(params, self.options.cache):
+            return None
+        return cache_key(
+            self.options.model_name,
+            templated.messages,
+            [image.content_hash for image in templated.images],
+            params,
+            request.enable_thinking,
+            self._policy_version,
+        )
 
-    def _validate(self, request: ChatCompletionRequest, prompt_text: str) -> None:
-        options = self.options
-        if request.model not in (None, options.model_name):
-            raise APIError(
-                404,
-                f"model {request.model!r} does not exist; this server serves {options.model_name!r}",
-                param="model",
-                code="model_not_found",
-            )
-        if len(request.messages) > options.max_messages:
-            raise APIError(
-                400, f"{len(request.messages)} messages; at most {options.max_messages} are accepted", param="messages"
-            )
-        if len(prompt_text) > options.max_prompt_chars:
-            raise APIError(
-                400,
-                f"the messages hold more than {options.max_prompt_chars} characters of text",
-                param="messages",
-                code="context_length_exceeded",
-            )
-        if request.constrains_answer and request.enable_thinking:
-            # The grammar constrains the answer from its first token, where a thinking model would begin to think.
-            raise APIError(
-                400,
-                "response_format cannot be combined with chat_template_kwargs.enable_thinking",
-                param="response_format",
-                code="invalid_response_format",
-            )
-        for name in ("max_completion_tokens", "max_tokens"):
-            value = getattr(request, name)
-            if value is not None and value > options.max_completion_tokens:
-                raise APIError(400, f"{name} is {value}; at most {options.max_completion_tokens}", param=name)
+    async def _cached(
+        self, key: str, request_id: str, record: RequestRecord | None
+    ) -> tuple[RequestOutput, list[str]] | None:
+        if self._cache is None:
+            return None
+        with stage("cache.lookup"):
+            cached = await self._cache.get(key)
+        result = "miss" if cached is None else "hit"
+        metrics().response_cache.inc(result=result)
+        if record is not None:
+            record.cache = result
+        return None if cached is None else decode_answer(cached, request_id)
 
-    async def _template_messages(
-        self, messages: list[ChatMessage]
-    ) -> tuple[list[dict[str, Any]], list[RawImage], list[Upload]]:
-        """OpenAI messages -> chat-template messages, with the images taken out (in order) and decoded, and
-        the images as the client sent them."""
-        converted: list[dict[str, Any]] = []
-        pending: list[asyncio.Future[tuple[RawImage, Upload]]] = []
-        try:
-            for index, message in enumerate(messages):
-                if message.content is None or isinstance(message.content, str):
-                    converted.append({"role": message.role, "content": message.content or ""})
-                    continue
-                parts: list[dict[str, Any]] = []
-                for part_index, part in enumerate(message.content):
-                    if not isinstance(part, ImagePart):
-                        parts.append({"type": "text", "text": part.text})
-                        continue
-                    param = f"messages[{index}].content[{part_index}].image_url"
-                    if message.role != "user":
-                        raise APIError(400, "images are accepted in user messages only", param=param)
-                    if len(pending) == self.options.max_images_per_request:
-                        raise APIError(
-                            400, f"at most {self.options.max_images_per_request} images per request", param=param
-                        )
-                    pending.append(asyncio.ensure_future(self._image(part.image_url.url, param)))
-                    parts.append({"type": "image"})
-                converted.append({"role": message.role, "content": parts})
-            decoded = await asyncio.gather(*pending)
-        finally:  # after a refusal, drop the other images' work and their errors quietly
-            for future in pending:
-                if future.done() and not future.cancelled():
-                    future.exception()
-                future.cancel()
-        return converted, [image for image, _ in decoded], [upload for _, upload in decoded]
-
-    async def _image(self, url: str, param: str) -> tuple[RawImage, Upload]:
-        if url.startswith(("http://", "https://")):
-            with stage("image.fetch"):
-                encoded = EncodedImage(await self._fetcher.fetch(url, param), declared_format=None)
-            with stage("image.decode"):
-                return await asyncio.to_thread(self._decode, encoded, param)
-        # Base64 and image decoding are CPU work (milliseconds per photo): off the event loop, in parallel.
-        with stage("image.decode"):
-            return await asyncio.to_thread(
-                lambda: self._decode(decode_image_url(url, param, self.options.max_image_bytes), param)
-            )
-
-    def _decode(self, encoded: EncodedImage, param: str) -> tuple[RawImage, Upload]:
-        try:
-            image = load_image(encoded.data, self.options.image_limits, encoded.declared_format)
-        except ImageInputError as error:
-            raise ImageInputError(str(error), param) from None
-        metrics().image_pixels.observe(image.width * image.height)
-        return RawImage.from_image(image), Upload.of(encoded.data, param)
-
-
-@dataclass
-class _ImageChecks:
-    """The image checks running beside the request's main path."""
-
-    provenance: asyncio.Future[list[ProvenanceReport]] | None = None
-    safety: asyncio.Future[list[SafetyVerdict]] | None = None
-
-    async def settle(self, report: RequestReport) -> None:
-        """Wait for the checks; raise if one blocks the request, else record what they found."""
-        if self.provenance is not None:
-            report.provenance = await self.provenance
-        if self.safety is not None:
-            verdicts = await self.safety
-            raise_if_blocked(verdicts, param="messages")
-            report.add(verdicts)
-
-    def cancel(self) -> None:
-        for check in (self.provenance, self.safety):
-            if check is None:
-                continue
-            if not check.done():
-                check.cancel()
-            elif not check.cancelled():
-                check.exception()  # the request already failed for another reason: drop this one quietly
-
-
-def counted(verdicts: list[SafetyVerdict]) -> list[SafetyVerdict]:
-    for verdict in verdicts:
-        if verdict.action is not Action.ALLOW:
-            metrics().safety_verdicts.inc(source=verdict.source, category=verdict.category, action=verdict.action.value)
-    return verdicts
-
-
-def _texts(messages: list[ChatMessage]) -> list[str]:
-    texts: list[str] = []
-    for message in messages:
-        if isinstance(message.content, str):
-            texts.append(message.content)
-        elif message.content is not None:
-            texts.extend(part.text for part in message.content if not isinstance(part, ImagePart))
-    return texts
+    async def _checked_answer(
+        self,
+        request: ChatCompletionRequest,
+        request_id: str,
+        params: SamplingParams,
+        templated: TemplatedMessages,
+        deadline: float,
+        checks: ImageChecks,
+        report: RequestReport,
+    ) -> AsyncGenerator[RequestOutput, None]:
+        """The decoder's answer, held until the image checks settle, and checked as it streams."""
+        # Other processes keep other event loop clocks: the deadline travels as wall-clock time.
+        wall_deadline = time.time() + deadline - asyncio.get_running_loop().time()
+        carrier = current_carrier()
+        hashes = [image.content_hash for image in templated.images]
+        encodes = [EncodeRequest(image, wall_deadline, carrier) for image in templated.images]
+        decode_request = DecodeRequest(
+            request_id,
+            templated.messages,
+            params,
+            request.enable_thinking,
+            wall_deadline,
+            carrier,
+            conversation_affinity_key(templated.messages, hashes),
+        )
+        answer_checker = self._checks.answer_checker()
+        settled = False
+        async with aclosing(within_deadline(self._backends.generate(decode_request, encodes), deadline)) as stream:
+            async for output in stream:
+                if not settled:
+                    await checks.settle(report)
+                    settled = True
+                verdicts = counted(answer_checker.feed(output.text))
+                raise_if_blocked(verdicts, param=None)
+                report.add(verdicts)
+                yield output
