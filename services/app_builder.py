@@ -20,6 +20,7 @@ from services.llm_decoder.engine import EngineConfig
 from services.llm_decoder.engine.config import DecodeGraphs
 from services.routing.affinity_router import affinity_router_config
 from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
+from services.vision_encoder.embedding_cache import DEFAULT_CACHE_BYTES
 
 
 class DeploymentArgs(BaseModel):
@@ -60,7 +61,7 @@ class DeploymentArgs(BaseModel):
 
 class EncoderArgs(DeploymentArgs):
     batching: EncoderBatching = Field(default_factory=EncoderBatching)
-    cache_bytes: int = Field(256 << 20, ge=0, description="embedding cache per replica")
+    cache_bytes: int = Field(DEFAULT_CACHE_BYTES, ge=0, description="embedding cache per replica")
     autoscaling_config: EncoderAutoscaling | None = Field(  # type: ignore[assignment]
         None, description="scale on the pixels waiting to be encoded (services/autoscaling); null: num_replicas"
     )
@@ -69,10 +70,15 @@ class EncoderArgs(DeploymentArgs):
         return None if self.autoscaling_config is None else self.autoscaling_config.serve_config()
 
 
+ENGINE_DEFAULTS = EngineConfig()  # the decoder args default to the engine's own defaults, written only there
+
+
 class DecoderArgs(DeploymentArgs):
-    max_num_seqs: int = Field(16, ge=1, description="sequences decoded together per replica")
-    max_model_len: int = Field(4096, ge=2, description="prompt + output tokens per sequence")
-    max_waiting: int = Field(64, ge=0, description="requests waiting for a slot before refusing (429)")
+    max_num_seqs: int = Field(ENGINE_DEFAULTS.max_num_seqs, ge=1, description="sequences decoded together per replica")
+    max_model_len: int = Field(ENGINE_DEFAULTS.max_model_len, ge=2, description="prompt + output tokens per sequence")
+    max_waiting: int = Field(
+        ENGINE_DEFAULTS.max_waiting, ge=0, description="requests waiting for a slot before refusing (429)"
+    )
     max_num_batched_tokens: int | None = Field(
         None,
         ge=1,
@@ -80,7 +86,9 @@ class DecoderArgs(DeploymentArgs):
         "4096 on GPU; at least max_num_seqs",
     )
     attention_backend: str | None = Field(None, description="attention backend; null: the fastest on the device")
-    enable_prefix_caching: bool = Field(True, description="share full KV blocks between prompts that start alike")
+    enable_prefix_caching: bool = Field(
+        ENGINE_DEFAULTS.enable_prefix_caching, description="share full KV blocks between prompts that start alike"
+    )
     kv_cache_bytes: int | None = Field(
         None,
         ge=1,
@@ -88,10 +96,13 @@ class DecoderArgs(DeploymentArgs):
         "max_num_seqs sequences of max_model_len",
     )
     gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="share of the GPU's memory the weights and the KV cache may take"
+        ENGINE_DEFAULTS.gpu_memory_utilization,
+        gt=0,
+        le=1,
+        description="share of the GPU's memory the weights and the KV cache may take",
     )
     decode_graphs: DecodeGraphs = Field(
-        "auto",
+        ENGINE_DEFAULTS.decode_graphs,
         description="decode-only steps: auto (CUDA graphs on a GPU), off (eager), uncaptured (the graphs' "
         "shapes, eagerly)",
     )
@@ -231,5 +242,6 @@ def in_flight_budget(app_args: AppArgs) -> int:
 
 def _deployment(decorated: object) -> Deployment:
     """`@serve.deployment` turns a class into a Deployment; type checkers still see the class."""
-    assert isinstance(decorated, Deployment)
+    if not isinstance(decorated, Deployment):
+        raise TypeError("serve.deployment did not return a Deployment")
     return decorated

@@ -20,7 +20,7 @@ from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from services.telemetry.tracing import configure_tracing
-from services.vision_encoder.embedding_cache import EmbeddingCache
+from services.vision_encoder.embedding_cache import DEFAULT_CACHE_BYTES, EmbeddingCache
 from services.vision_encoder.encoder import VisionEncoder, unbatched
 
 
@@ -29,7 +29,7 @@ def build_in_process_app(
     engine_config: EngineConfig | None = None,
     options: GatewayOptions | None = None,
     device: str | None = None,
-    cache_bytes: int = 256 << 20,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
     redis_url: str | None = None,
     stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
     dtype: DTypeName = "auto",

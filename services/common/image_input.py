@@ -38,7 +38,8 @@ class ImageLimits:
     max_decode_pixels: int = 50_000_000
 
     def __post_init__(self) -> None:
-        assert self.max_pixels > 0 and self.max_decode_pixels >= self.max_pixels
+        if not (self.max_pixels > 0 and self.max_decode_pixels >= self.max_pixels):
+            raise ValueError(f"invalid image limits: {self}")
 
 
 def load_image(data: bytes, limits: ImageLimits | None = None, declared_format: str | None = None) -> Image.Image:

@@ -40,7 +40,9 @@ MAX_FAILED_STEPS_IN_A_ROW = 3
 
 
 class AsyncLLMEngine:
-    def __init__(self, engine: LLMEngine, replica: str = "local", stream_interval_s: float = 0.0) -> None:
+    def __init__(
+        self, engine: LLMEngine, replica: str = "local", stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S
+    ) -> None:
         """`stream_interval_s`: the least time between two messages of a stream (its first and last go at once);
         0 sends every step's output as it comes (or merged, when the consumer has fallen behind)."""
         self._engine = engine
@@ -80,7 +82,7 @@ class AsyncLLMEngine:
             # Shielded: the compilation is cached and shared with other requests of the same schema, and must
             # outlive this one's cancellation. Raises GrammarError if the schema cannot be compiled.
             await asyncio.shield(asyncio.wrap_future(sequence.grammar))
-        self._check_capacity()
+        self._engine.scheduler.check_capacity(pending=len(self._to_add))
         stream: asyncio.Queue[RequestOutput | BaseException] = asyncio.Queue()
         self._streams[request_id] = stream
         self._timings[request_id] = timings or DecodeTimings()
@@ -105,12 +107,6 @@ class AsyncLLMEngine:
 
     def stats(self) -> EngineStats:
         return self._engine.stats()
-
-    def _check_capacity(self) -> None:
-        scheduler = self._engine.scheduler
-        waiting = len(scheduler.waiting) + len(self._to_add)
-        if waiting >= self._engine.config.max_waiting + scheduler.num_free_slots:
-            raise QueueFullError(f"the decoder is at capacity ({waiting} requests waiting)")
 
     def _start(self) -> None:
         if self._loop_task is None or self._loop_task.done():

@@ -21,7 +21,8 @@ class RawImage:
 
     @classmethod
     def from_image(cls, image: Image.Image) -> RawImage:
-        assert image.mode == "RGB"
+        if image.mode != "RGB":
+            raise ValueError(f"a RawImage is made of RGB pixels, not {image.mode}")
         return cls(content_hash(image), image.width, image.height, image.tobytes())
 
     def to_image(self) -> Image.Image:

@@ -12,7 +12,7 @@ GREEDY_BELOW_TEMPERATURE = 1e-5
 @dataclass(frozen=True)
 class SamplingParams:
     """`temperature == 0` is greedy. `top_k == 0` and `top_p == 1` disable those filters.
-    The gateway validates client values; these asserts guard internal callers."""
+    The gateway validates client values (as 400s); these checks refuse internal callers' mistakes."""
 
     max_tokens: int | None = None  # None: up to the context length
     temperature: float = 1.0
@@ -25,9 +25,12 @@ class SamplingParams:
     grammar: GrammarSpec | None = None  # constrain the output to JSON valid against a schema
 
     def __post_init__(self) -> None:
-        assert self.max_tokens is None or self.max_tokens >= 1
-        assert self.temperature >= 0 and 0 < self.top_p <= 1 and self.top_k >= 0
-        assert all(self.stop), "stop strings must be non-empty"
+        if not (self.max_tokens is None or self.max_tokens >= 1):
+            raise ValueError(f"invalid sampling parameters: {self}")
+        if not (self.temperature >= 0 and 0 < self.top_p <= 1 and self.top_k >= 0):
+            raise ValueError(f"invalid sampling parameters: {self}")
+        if not all(self.stop):
+            raise ValueError("stop strings must be non-empty")
 
     @property
     def is_greedy(self) -> bool:

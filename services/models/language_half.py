@@ -84,7 +84,8 @@ class LanguageHalf:
         text = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
         )
-        assert isinstance(text, str)
+        if not isinstance(text, str):
+            raise TypeError("the chat template rendered no text")
         placeholder = self.family.image_token
         pieces = text.split(placeholder)
         if len(pieces) - 1 != len(image_grids):

@@ -30,7 +30,8 @@ def mrope_positions(
         if is_image_token[index]:
             t, h, w = next(grids)
             grid_h, grid_w = h // merge_size, w // merge_size
-            assert run_end - index == t * grid_h * grid_w, "image token run does not match its grid"
+            if not (run_end - index == t * grid_h * grid_w):
+                raise ValueError("image token run does not match its grid")
             tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
             columns.append(torch.stack([tt, hh, ww]).reshape(3, -1) + next_position)
             next_position += max(grid_h, grid_w)
@@ -39,6 +40,7 @@ def mrope_positions(
             columns.append(torch.arange(next_position, next_position + length).expand(3, -1))
             next_position += length
         index = run_end
-    assert next(grids, None) is None, "more image grids than images in the prompt"
+    if next(grids, None) is not None:
+        raise ValueError("more image grids than images in the prompt")
     positions = torch.cat(columns, dim=1) if columns else torch.zeros(3, 0, dtype=torch.long)
     return positions, next_position - len(is_image_token)

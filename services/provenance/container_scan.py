@@ -28,7 +28,8 @@ class ScanLimits:
     max_text_bytes: int = 1 << 20  # per metadata entry, after inflating
 
     def __post_init__(self) -> None:
-        assert self.max_bytes > 0 and self.max_blocks > 0 and self.max_text_bytes > 0
+        if not (self.max_bytes > 0 and self.max_blocks > 0 and self.max_text_bytes > 0):
+            raise ValueError(f"invalid container scan limits: {self}")
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,8 @@ def detect_watermark(
     agree in at least `required_bits` positions under either convention and either bit rule, or None (also
     for images below the 256x256-pixel area the library marks). With 4 payloads, 2 conventions and 2 rules,
     an image of coin-flip bits is matched with probability <= 16 x `false_match_rate`."""
-    assert rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8
+    if not (rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+        raise ValueError(f"expected 8-bit RGB pixels [H, W, 3], got {rgb.shape} {rgb.dtype}")
     if rgb.shape[0] * rgb.shape[1] < MIN_PIXELS:
         return None
     planes = rgb_planes(rgb)

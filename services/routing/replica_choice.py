@@ -24,7 +24,8 @@ def ranked_replicas(
     has room). `loads`: ongoing requests per replica, None where unknown. The key's replica comes first unless it
     has `max_imbalance` requests more than the least loaded one, or its load is unknown; behind it, or alone
     without a key, stand two random replicas: Serve's power of two choices."""
-    assert loads and max_imbalance >= 1
+    if not (loads and max_imbalance >= 1):
+        raise ValueError("need at least one replica and max_imbalance >= 1")
     if key is None:
         return [_two_of(list(loads), rng)]
     preferred = preferred_replica(key, loads)

@@ -14,7 +14,8 @@ class CategoryRule:
     threshold: float  # image scores at or above it trip the category; a term found in text scores 1.0
 
     def __post_init__(self) -> None:
-        assert 0.0 <= self.threshold <= 1.0
+        if not (0.0 <= self.threshold <= 1.0):
+            raise ValueError(f"a threshold is between 0 and 1, not {self.threshold}")
 
 
 @dataclass(frozen=True)

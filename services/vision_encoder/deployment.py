@@ -18,7 +18,7 @@ from services.messages import EncodeRequest
 from services.models.checkpoint import model_dtype
 from services.models.vision_half import VisionHalf
 from services.telemetry.replica import set_up_replica_telemetry
-from services.vision_encoder.embedding_cache import EmbeddingCache
+from services.vision_encoder.embedding_cache import DEFAULT_CACHE_BYTES, EmbeddingCache
 from services.vision_encoder.encoder import BatchedEmbedding, VisionEncoder, encode_in_time
 
 
@@ -46,7 +46,7 @@ class VisionEncoderDeployment:
         self,
         model_dir: str,
         device: str | None = None,
-        cache_bytes: int = 256 << 20,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         torch_threads: int | None = None,
         dtype: DTypeName = "auto",
     ) -> None:
@@ -56,7 +56,10 @@ class VisionEncoderDeployment:
         model = Path(model_dir)
         self._vision = VisionHalf(model, torch_device, model_dtype(model, torch_device, dtype))
         self._encoder = VisionEncoder(self._encode_one, EmbeddingCache(cache_bytes))
-        self._batch_sizes: list[int] = []
+        # Counters, not a list of every batch's size: a replica encodes for weeks.
+        self._batches = 0
+        self._images_encoded = 0
+        self._largest_batch = 0
         self._pending = PendingImages()
 
     def reconfigure(self, user_config: dict) -> None:
@@ -74,9 +77,9 @@ class VisionEncoderDeployment:
             cache_hits=cache.hits,
             cache_misses=cache.misses,
             cache_entries=cache.entries,
-            batches=len(self._batch_sizes),
-            images_encoded=sum(self._batch_sizes),
-            largest_batch=max(self._batch_sizes, default=0),
+            batches=self._batches,
+            images_encoded=self._images_encoded,
+            largest_batch=self._largest_batch,
         )
 
     def record_autoscaling_stats(self) -> dict[str, float]:
@@ -92,6 +95,8 @@ class VisionEncoderDeployment:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def _encode_batch(self, requests: list[EncodeRequest]) -> list[BatchedEmbedding | DeadlineExceededError]:
-        self._batch_sizes.append(len(requests))
+        self._batches += 1
+        self._images_encoded += len(requests)
+        self._largest_batch = max(self._largest_batch, len(requests))
         # The tower runs in a worker thread so the replica keeps collecting the next batch meanwhile.
         return await asyncio.to_thread(encode_in_time, requests, self._vision.encode)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from services.common.image_embedding import ImageEmbedding
 
+DEFAULT_CACHE_BYTES = 256 << 20  # per encoder replica
+
 
 @dataclass(frozen=True)
 class CacheStats:

@@ -33,7 +33,7 @@ def _request(request_id: str) -> DecodeRequest:
 
 
 async def test_streams_every_output_until_finished(language: LanguageHalf) -> None:
-    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)))
+    engine = AsyncLLMEngine(LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256)), stream_interval_s=0)
     outputs = [output async for output in engine.generate(_request("a"), [])]
     assert [output.num_output_tokens for output in outputs] == [1, 2, 3, 4]
     assert outputs[-1].finish_reason == "length"
@@ -72,7 +72,9 @@ async def test_a_chunked_prefill_is_timed_from_its_first_chunk_to_its_first_toke
     request = _request("a")
     prompt_tokens = llm_engine.prepare(request, []).num_prompt_tokens
     timings = DecodeTimings()
-    outputs = [output async for output in AsyncLLMEngine(llm_engine).generate(request, [], timings)]
+    outputs = [
+        output async for output in AsyncLLMEngine(llm_engine, stream_interval_s=0).generate(request, [], timings)
+    ]
     chunks = -(-prompt_tokens // 3)
     assert chunks >= 3 and len(forwards) == chunks + len(outputs) - 1
     assert timings.prefill_started_ns is not None and timings.prefill_finished_ns is not None
@@ -228,7 +230,7 @@ async def test_text_is_made_on_the_event_loop_while_the_next_step_runs(
     """Detokenizing and stop strings are off the step's critical path: a step's tokens become text while the
     next step runs, on the event loop, and the step thread never touches the tokenizer."""
     llm_engine = LLMEngine(language, EngineConfig(max_num_seqs=2, max_model_len=256))
-    engine = AsyncLLMEngine(llm_engine)
+    engine = AsyncLLMEngine(llm_engine, stream_interval_s=0)
     step_in_flight, processed = threading.Event(), threading.Event()
     overlapped: list[bool] = []  # for each step's tokens: whether a step was running while they became text
     step_threads: list[str] = []

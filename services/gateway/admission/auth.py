@@ -72,7 +72,8 @@ class Authenticator:
             for digest in config.key_sha256
         ]
         self.allow_anonymous = allow_anonymous
-        assert self._digests or allow_anonymous, "no API keys and anonymous access off: nobody could call us"
+        if not (self._digests or allow_anonymous):
+            raise ValueError("no API keys and anonymous access off: nobody could call us")
 
     @classmethod
     def from_file(cls, path: str | Path | None, allow_anonymous: bool) -> Authenticator:

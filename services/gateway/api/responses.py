@@ -44,7 +44,8 @@ async def completion_response(
 ) -> dict[str, Any]:
     """The whole answer as the JSON body; `report` is complete once the outputs are."""
     collected = [output async for output in outputs]
-    assert collected and collected[-1].finished, "the decoder stream ended without finishing"
+    if not (collected and collected[-1].finished):
+        raise RuntimeError("the decoder stream ended without finishing")
     answer = RequestOutput.joined(collected)
     choice = Choice(
         message=AssistantMessage(content=answer.text),

@@ -60,7 +60,8 @@ def is_cacheable(params: SamplingParams, options: ResponseCacheOptions) -> bool:
 
 def encode_answer(output: RequestOutput, flags: list[str]) -> bytes:
     """The answer and the safety flags it was served with (a hit skips the checks the key already passed)."""
-    assert output.finished
+    if not output.finished:
+        raise RuntimeError("only a finished answer is cached")
     return json.dumps(
         {"output": dataclasses.asdict(output) | {"request_id": ""}, "flags": flags}, ensure_ascii=False
     ).encode()

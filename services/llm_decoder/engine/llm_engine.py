@@ -127,9 +127,11 @@ class LLMEngine:
     def enqueue(self, sequence: Sequence) -> None:
         """Put a prepared sequence (its grammar compiled) in the waiting queue.
         Raises GrammarError or QueueFullError."""
-        assert sequence.request_id not in self._sequences, f"duplicate request id {sequence.request_id}"
+        if sequence.request_id in self._sequences:
+            raise ValueError(f"duplicate request id {sequence.request_id}")
         if sequence.grammar is not None:
-            assert sequence.grammar.done(), "enqueue before the grammar is compiled"
+            if not sequence.grammar.done():
+                raise RuntimeError("enqueue before the grammar is compiled")
             sequence.matcher = sequence.grammar.result().new_matcher()
         self.scheduler.add(sequence)
         self._sequences[sequence.request_id] = sequence

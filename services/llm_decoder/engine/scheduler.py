@@ -93,10 +93,15 @@ class Scheduler:
     def num_free_slots(self) -> int:
         return self.config.max_num_seqs - len(self.running)
 
+    def check_capacity(self, pending: int = 0) -> None:
+        """Raise `QueueFullError` if one more request would exceed the waiting bound, with `pending` more on
+        their way in. Requests that will get a slot at the next step never count against the bound."""
+        waiting = len(self.waiting) + pending
+        if waiting >= self.config.max_waiting + self.num_free_slots:
+            raise QueueFullError(f"the decoder is at capacity ({waiting} requests waiting)")
+
     def add(self, sequence: Sequence) -> None:
-        # Requests that will get a slot at the next step never count against the waiting bound.
-        if len(self.waiting) >= self.config.max_waiting + self.num_free_slots:
-            raise QueueFullError(f"the decoder is at capacity ({len(self.waiting)} requests waiting)")
+        self.check_capacity()
         self.waiting.append(sequence)
 
     def schedule(self) -> ScheduledStep:
