@@ -55,8 +55,8 @@ from services.local_pipeline import image_question
 from services.messages import RawImage, SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
-from services.models.tiny_model import DIMS, FULL_GLM4V_DIMS, ModelDims, write_model_files
 from services.models.vision_half import VisionHalf
+from services.tiny_models.model_builder import DIMS, FULL_GLM4V_DIMS, ModelDims, write_model_files
 
 IMAGE_PIXELS = 512  # 512x512: 324 image tokens after the processor's resize and the 2x2 merge
 

@@ -37,9 +37,9 @@ from services.gateway.options import AuthOptions, GatewayOptions
 from services.gateway.redis_connection import RedisConnection
 from services.in_process_app import build_in_process_app
 from services.messages import RawImage
-from services.models.tiny_model import build_tiny_model
 from services.provenance import ProvenanceChecker, ProvenanceOptions
 from services.safety import SafetyFilter, SafetyOptions
+from services.tiny_models.model_builder import build_tiny_model
 from tests.redis_server import RedisServer  # the same real redis-server the tests start
 
 PROMPT = "Is this receipt a travel expense? Answer yes or no and give the total."

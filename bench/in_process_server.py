@@ -9,7 +9,7 @@ from typing import cast
 
 import uvicorn
 
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 from services.in_process_app import build_in_process_app
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from services.local_pipeline import image_question
 from services.messages import SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
-from services.models.tiny_model import build_tiny_model
+from services.tiny_models.model_builder import build_tiny_model
 
 MAX_MODEL_LEN = 4096
 IMAGE_GRID = (1, 36, 60)  # 540 placeholder tokens after the 2x2 merge

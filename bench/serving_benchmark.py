@@ -39,7 +39,7 @@ from bench.serving_load import (
 )
 from loadtest.server_process import free_port
 from services.common.device import default_device
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 from services.models.checkpoint import checkpoint_dtype, model_dtype
 
 RESULTS = ROOT / "bench" / "results"

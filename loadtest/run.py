@@ -115,7 +115,7 @@ def _server(args: argparse.Namespace, profile: Profile, out: Path) -> Iterator[s
 def _tiny_model() -> Path:
     """A random-weight tiny GLM model, built on first use: its answers run to max_tokens, which the
     scenarios' token figures assume (the trained demo model stops after a word)."""
-    from services.models.tiny_model import build_tiny_model
+    from services.tiny_models.model_builder import build_tiny_model
 
     home = Path(os.environ.get("FLASHVQA_HOME", Path.home() / ".cache" / "flashvqa"))
     model = home / "tiny-glm4v"

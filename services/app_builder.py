@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application, Deployment
 
 from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
-from services.common.dtype import AUTO_DTYPE_RULE, DTypeName
+from services.common.dtype_name import AUTO_DTYPE_RULE, DTypeName
 from services.gateway.admission.proxy_door import proxy_environment
 from services.gateway.deployment import GatewayDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings

@@ -1,4 +1,5 @@
-"""The `flashvqa` command."""
+"""The `flashvqa` command. Each subcommand imports what it needs when it runs, so that `--help` starts fast and
+`serve` loads no model code in this process (the replicas load it)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from services.common.dtype import AUTO_DTYPE_RULE, DTypeName
+from services.common.dtype_name import AUTO_DTYPE_RULE, DTypeName
 from services.demo.shipped import DEMO_MODEL
-from services.models.tiny_model import SIZES, build_tiny_model, describe
+from services.tiny_models.sizes import SIZES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build_tiny_model(args: argparse.Namespace) -> int:
+    from services.tiny_models.model_builder import build_tiny_model, describe
+
     started = time.perf_counter()
     out = build_tiny_model(args.family, args.out, seed=args.seed, size=args.size)
     summary = describe(out) | {"seconds": round(time.perf_counter() - started, 2)}
@@ -69,7 +72,6 @@ def _build_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    # Imported here so that `build-tiny-model` and `--help` start fast.
     from services.common.image_input import ImageInputError, load_image
     from services.local_pipeline import LocalPipeline, image_question
     from services.messages import SamplingParams

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.common.device import resolve_device
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 from services.gateway.app import create_app
 from services.gateway.gateway import Gateway
 from services.gateway.options import AuthOptions, GatewayOptions

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from services.common.device import default_device
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.messages import RawImage, RequestOutput, SamplingParams
 from services.models.checkpoint import model_dtype

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 
 
 @dataclass(frozen=True)

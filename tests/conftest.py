@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from services.models.family import FAMILIES
-from services.models.tiny_model import build_tiny_model
+from services.tiny_models.model_builder import build_tiny_model
 from tests.redis_server import RedisServer
 
 FAMILY_NAMES = sorted(FAMILIES)

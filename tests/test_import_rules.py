@@ -70,6 +70,12 @@ RULES = [
     ),
     Rule("the messages import no torch", ("services.messages",), MODEL_STACK),
     Rule(
+        "nothing a server runs imports the tiny-model builders or the demo's training",
+        ("services",),
+        ("services.tiny_models.model_builder", "services.tiny_models.tokenizer_builder", "services.demo.training"),
+        allowed=("services.tiny_models", "services.demo", "services.cli"),
+    ),
+    Rule(
         "the engine, the encoder, the models and the messages import no Ray (a deployment.py adds it)",
         ("services.llm_decoder", "services.vision_encoder", "services.models", "services.messages"),
         ("ray",),
@@ -133,11 +139,14 @@ def modules_loaded_by(module: str) -> set[str]:
     return set(result.stdout.split())
 
 
-@pytest.mark.parametrize("module", ["services.gateway.app", "services.gateway.deployment", "services.messages"])
+@pytest.mark.parametrize(
+    "module", ["services.gateway.app", "services.gateway.deployment", "services.messages", "services.cli"]
+)
 def test_loads_no_model_stack_in_a_fresh_interpreter(module: str) -> None:
     """Gateway pods pay for every import in image size, memory and start time: the gateway and the messages it
     shares with the encoder and decoder load no torch, torchvision or transformers, directly or behind
-    another import."""
+    another import. Nor does the `flashvqa` command before a subcommand needs them (`serve` never does: its
+    replicas load the model)."""
     loaded = modules_loaded_by(module)
     assert module in loaded
     assert sorted(name for name in loaded if name.split(".")[0] in MODEL_STACK) == []

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
 
 import torch
 
-DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
-AUTO_DTYPE_RULE = (
-    "auto: bf16 on CUDA; on a CPU, a bf16 checkpoint stays bf16 where the CPU has bf16 instructions, "
-    "anything else runs in fp32"
-)
+from services.common.dtype_name import DTypeName
 
 # x86: AVX512-BF16 (Cooper Lake, Zen 4 and later) or AMX (Sapphire Rapids and later); Arm: the BF16 extension.
 _BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, AutoProcessor, GenerationConfig, Glm4vForConditionalGeneration
 
 from services.models.checkpoint import quiet_transformers
-from services.models.tiny_model import build_tiny_model
+from services.tiny_models.model_builder import build_tiny_model
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from ray import serve
 
 from services.autoscaling.signals import KV_CACHE_USAGE, RUNNING_SEQUENCES, WAITING_SEQUENCES
 from services.common.device import resolve_device, set_torch_threads
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine
 from services.llm_decoder.traced_generation import generate_traced

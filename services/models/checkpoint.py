@@ -13,7 +13,8 @@ from safetensors import safe_open
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-from services.common.dtype import DTypeName, serving_dtype
+from services.common.dtype import serving_dtype
+from services.common.dtype_name import DTypeName
 
 # Where a half's weights come from: the directory's safetensors, or random tensors at its config's dimensions.
 Weights = Literal["checkpoint", "random"]

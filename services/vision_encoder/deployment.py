@@ -12,7 +12,7 @@ from ray import serve
 from services.autoscaling import PendingImages
 from services.common.deadline import DeadlineExceededError
 from services.common.device import resolve_device, set_torch_threads
-from services.common.dtype import DTypeName
+from services.common.dtype_name import DTypeName
 from services.common.image_embedding import ImageEmbedding
 from services.messages import EncodeRequest
 from services.models.checkpoint import model_dtype

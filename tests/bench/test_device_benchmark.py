@@ -14,7 +14,7 @@ from transformers import AutoConfig
 
 from bench.device_benchmark import FULL, SMOKE
 from services.models.language_half import LanguageHalf
-from services.models.tiny_model import DIMS, FULL_GLM4V_DIMS, write_model_files
+from services.tiny_models.model_builder import DIMS, FULL_GLM4V_DIMS, write_model_files
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import torch
 from services.common import dtype as dtype_module
 from services.common.dtype import cpu_has_bf16_instructions, serving_dtype
 from services.models.checkpoint import checkpoint_dtype
-from services.models.tiny_model import build_tiny_model
+from services.tiny_models.model_builder import build_tiny_model
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 ZEN4_FLAGS = "flags\t\t: fpu vme sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"

@@ -13,17 +13,15 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerFast
 
 from services.models.checkpoint import quiet_transformers
 from services.models.family import FAMILIES, GLM4V, QWEN2_5_VL, ModelFamily
-from services.models.tiny_tokenizer import PAD_TOKEN, STOP_TOKENS, build_tokenizer
-
-Size = Literal["tiny", "small"]
-SIZES: tuple[Size, ...] = ("tiny", "small")
+from services.tiny_models.sizes import Size
+from services.tiny_models.tokenizer_builder import PAD_TOKEN, STOP_TOKENS, build_tokenizer
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def write_model_files(family_name: str, out: Path, dims: ModelDims) -> Any:
 
 
 def chat_template(family: ModelFamily) -> str:
-    return resources.files("services.models").joinpath(f"chat_templates/{family.name}.jinja").read_text()
+    return resources.files("services.tiny_models").joinpath(f"chat_templates/{family.name}.jinja").read_text()
 
 
 def _vocab_size(tokenizer: PreTrainedTokenizerFast) -> int:

@@ -8,8 +8,8 @@ import pytest
 from transformers import AutoConfig, AutoProcessor, AutoTokenizer
 
 from services.models.family import FAMILIES
-from services.models.tiny_model import build_tiny_model
-from services.models.tiny_tokenizer import SPECIAL_TOKENS, STOP_TOKENS
+from services.tiny_models.model_builder import build_tiny_model
+from services.tiny_models.tokenizer_builder import SPECIAL_TOKENS, STOP_TOKENS
 from tests.conftest import FAMILY_NAMES
 
 REAL_PROCESSOR = {"glm4v": "Glm46VProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}
