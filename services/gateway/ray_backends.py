@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -54,11 +55,12 @@ class RayBackends:
             raise cause from None
         finally:
             if not finished:
-                # Encodes still waiting for a replica leave the router's queue; running ones are dropped.
-                for response in encodes:
-                    response.cancel()
-                if stream is not None:
-                    stream.cancel()
+                # Encodes still waiting for a replica leave the router's queue; running ones are dropped. A
+                # call Serve refused (its queue full) re-raises that refusal when cancelled: it has nothing to
+                # cancel, and must not replace the 503 this request is ending with.
+                for response in [*encodes, *([stream] if stream is not None else [])]:
+                    with contextlib.suppress(*_UNAVAILABLE):
+                        response.cancel()
 
 
 def as_own_serve_request(call: Callable[[], T]) -> T:

@@ -128,6 +128,42 @@ async def test_each_encode_is_a_serve_request_of_its_own_and_cancelled_when_the_
     assert all(encode.cancelled for encode in handle.encodes)
 
 
+class RefusedEncode(PendingEncode):
+    """A DeploymentResponse Serve refused to queue: awaiting it raises the refusal, and so does cancelling it
+    (Serve's `cancel` fetches the assignment's result first)."""
+
+    async def _to_object_ref(self) -> Any:
+        raise BACKPRESSURE
+
+    def cancel(self) -> None:
+        raise BACKPRESSURE
+
+
+class RefusingEncoderHandle(RaisingHandle):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.refused = 0
+
+    @property
+    def encode(self) -> RefusingEncoderHandle:
+        return self
+
+    def remote(self, *args: Any) -> Any:  # type: ignore[override]
+        if args and isinstance(args[0], EncodeRequest):
+            self.refused += 1
+            return RefusedEncode()
+        return super().remote(*args)
+
+
+async def test_an_encode_serve_refused_is_ours_503_even_when_its_cancel_raises_again() -> None:
+    """Once a burst filled the encoder's Serve queue, the refused encode's cancel re-raised Serve's
+    BackPressureError over our 503, and Serve answered it in plain text."""
+    handle = RefusingEncoderHandle(BACKPRESSURE)
+    backends = RayBackends(handle, handle)  # type: ignore[arg-type]
+    assert isinstance(await first_error(backends, images=2), ServiceUnavailableError)
+    assert handle.refused == 2
+
+
 def test_an_own_serve_request_leaves_the_callers_context_as_it_was() -> None:
     def call() -> None:
         _set_request_context(request_id="user-request", _internal_request_id="proxy-request")
