@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import torch
 
-from services.llm_decoder.engine.sampler import sample
+from services.llm_decoder.engine.sampler import _filtered_probs, sample
 from services.messages import SamplingParams
 
 VOCAB = 16
@@ -164,6 +164,16 @@ class TestTopP:
         logits = _ranked_logits()
         assert set(_draws(logits, SamplingParams(top_p=0.8, top_k=3))) == set(RANKED[:2])
         assert set(_draws(logits, SamplingParams(top_p=0.9, top_k=2))) == set(RANKED[:2])
+
+    def test_top_p_one_leaves_the_whole_distribution(self) -> None:
+        """top_p == 1 disables the filter (SamplingParams): no token may be dropped, also when the float32
+        running sum of a large vocabulary's probabilities reaches 1.0 before its long tail has been added.
+        (Before the fix these rows lost up to ~1,500 tokens each; a batch neighbour's top_p still applies.)"""
+        logits = torch.randn(4, 32_000, generator=torch.Generator().manual_seed(0)) * 3
+        probs = _filtered_probs(logits, [SamplingParams(top_p=1.0)] * 3 + [SamplingParams(top_p=0.9)])
+        assert bool((probs[:3] > 0).all())
+        torch.testing.assert_close(probs[:3] / probs[:3].sum(-1, keepdim=True), logits[:3].softmax(-1))
+        assert bool((probs[3] == 0).any())
 
 
 class TestSeeds:
