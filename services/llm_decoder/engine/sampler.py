@@ -38,7 +38,8 @@ def _filtered_probs(logits: torch.Tensor, params: list[SamplingParams]) -> torch
     sorted_probs = sorted_logits.softmax(dim=-1)
     top_p = torch.tensor([p.top_p for p in params], device=device).unsqueeze(1)
     # Drop a token when the tokens ranked above it already reach top_p. The first token always stays, also
-    # when a tiny top_p rounds to 0 in float32.
+    # when a tiny top_p rounds to 0 in float32. top_p == 1 drops nothing: the float32 running sum of a large
+    # vocabulary reaches 1.0 before its tail, which would otherwise be cut.
     mass_above = sorted_probs.cumsum(dim=-1) - sorted_probs
-    sorted_probs = sorted_probs.masked_fill((mass_above >= top_p) & (rank > 0), 0.0)
+    sorted_probs = sorted_probs.masked_fill((mass_above >= top_p) & (rank > 0) & (top_p < 1), 0.0)
     return torch.zeros_like(sorted_probs).scatter_(-1, order, sorted_probs)
