@@ -1,9 +1,9 @@
-# Two entry points for a fresh machine: `make serve` and `make test` (see README).
+# Two entry points for a fresh machine: `make serve` and `make test` (see README); `make test-fast` while working.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve ask test chaos bench bench-burst bench-arrivals bench-device venv
+.PHONY: serve ask test test-fast chaos bench bench-burst bench-arrivals bench-device venv
 
 # Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
 serve: $(BIN)/flashvqa
@@ -15,15 +15,15 @@ ask: $(BIN)/flashvqa
 bench: $(BIN)/flashvqa
 	$(BIN)/python -m bench.serving_benchmark
 
-# 300 requests at once on the local stack: answered, refused, and how fast (README, Overload).
+# 300 requests at once on the local stack: answered, refused, and how fast (docs/performance.md, Overload).
 bench-burst: $(BIN)/flashvqa
 	$(BIN)/python -m bench.burst_benchmark
 
-# A running stream while 8 prompts arrive at once, at several step budgets (README, Performance).
+# A running stream while 8 prompts arrive at once, at several step budgets (docs/performance.md, Arrivals).
 bench-arrivals: $(BIN)/flashvqa
 	$(BIN)/python -m bench.arrival_benchmark
 
-# The one-shot GPU benchmark at GLM-4.6V-Flash's dimensions, random weights (README, Performance).
+# The one-shot GPU benchmark at GLM-4.6V-Flash's dimensions, random weights (docs/performance.md).
 bench-device: $(BIN)/flashvqa
 	$(BIN)/python -m bench.device_benchmark --out bench-results/device.json
 
@@ -31,8 +31,13 @@ bench-device: $(BIN)/flashvqa
 chaos: $(BIN)/flashvqa
 	$(BIN)/pytest -m chaos
 
+# What CI runs: the format check, lint, types, then every test with a coverage report of services/.
 test: $(BIN)/flashvqa
-	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest
+	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/pytest --cov --cov-report=term:skip-covered
+
+# The unit tests, while working: no Ray, no browser, nothing slow (CONTRIBUTING.md).
+test-fast: $(BIN)/flashvqa
+	$(BIN)/pytest -m "not ray and not browser and not slow"
 
 venv: $(BIN)/flashvqa
 

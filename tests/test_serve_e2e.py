@@ -33,6 +33,8 @@ from tests.serve_stats import decoder_stats
 from tests.telemetry.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.ray
+
 STARTUP_TIMEOUT_S = 240
 FLASHVQA = Path(sys.executable).parent / "flashvqa"
 

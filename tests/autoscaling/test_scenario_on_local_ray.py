@@ -13,6 +13,8 @@ from PIL import Image
 from loadtest.autoscaling.timeline import Timeline
 from tests.process_group import run_in_own_session
 
+pytestmark = pytest.mark.ray
+
 RUN_TIMEOUT_S = 420
 
 

@@ -28,7 +28,7 @@ from loadtest.payloads import chat_body, user_message
 from tests.redis_server import RedisServer
 from tests.serve_stats import decoder_stats
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.ray]
 
 RECOVERY_S = 30  # a killed decoder replica is replaced and answering again within this
 

@@ -16,6 +16,8 @@ from services.demo.examples import EXAMPLE_SCENES, EXAMPLES_DIR
 from services.demo.questions import LANGUAGES, QuestionKind, ask
 from services.demo.shipped import DEMO_MODEL
 
+pytestmark = pytest.mark.slow
+
 # The bar, per kind, in every language.
 TARGETS = {
     QuestionKind.COLOUR: 0.9,

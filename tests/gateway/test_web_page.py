@@ -21,7 +21,10 @@ from tests.llm_decoder.engine.json_schemas import receipt
 from tests.waiting import wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"),
+    pytest.mark.browser,
+]
 
 RECEIPT = Path(__file__).parents[2] / "examples" / "images" / "receipt.png"
 # Screenshots for a person to look at (not committed; CI keeps them with its logs).

@@ -19,6 +19,8 @@ from loadtest.run import report
 from loadtest.scenarios import Scenario
 from loadtest.targets import load_profiles
 
+pytestmark = pytest.mark.ray
+
 RUN_TIMEOUT_S = 400
 
 

@@ -34,6 +34,8 @@ from services.provenance.dwt_dct_watermark import (
 from tests.provenance.marking import Rgb, embed
 from tests.provenance.synthetic import natural_image, png_bytes
 
+pytestmark = pytest.mark.slow
+
 SIZES = [(256, 256), (512, 512), (768, 512), (512, 768), (1024, 1024), (640, 384), (1024, 576), (336, 1000)]
 
 

@@ -19,6 +19,8 @@ import pytest
 from tests.process_group import run_in_own_session
 from tests.routing.conversation_trial import CONVERSATIONS
 
+pytestmark = pytest.mark.ray
+
 RUN_TIMEOUT_S = 240
 
 
