@@ -1,5 +1,5 @@
-"""The README's example pictures: held-out scenes drawn by the demo's own renderer, so the shipped demo
-model meets them as it meets any held-out picture (it never trained on them).
+"""The example pictures (the README, docs/demo-model.md): held-out scenes drawn by the demo's own renderer,
+so the shipped demo model meets them as it meets any held-out picture (it never trained on them).
 
     python -m services.demo.examples   # rewrites examples/images/
 """

@@ -42,7 +42,7 @@ DIMS: dict[Size, ModelDims] = {
     "tiny": ModelDims(64, 2, 4, 2, 128, 32, 2, 2, 64),
     "small": ModelDims(512, 8, 8, 2, 1536, 384, 6, 6, 1536),
 }
-# GLM-4.6V-Flash (MODEL-NOTES.md): 40 layers of 4096 with 32 query and 2 KV heads of 128, a 151,552-token
+# GLM-4.6V-Flash (its config.json): 40 layers of 4096 with 32 query and 2 KV heads of 128, a 151,552-token
 # vocabulary, a 24-layer ViT of width 1536 and 12 heads; 10.3 B parameters.
 FULL_GLM4V_DIMS = ModelDims(4096, 40, 32, 2, 13696, 1536, 24, 12, 13696, vocab_size=151552)
 # `small` stands in for the real checkpoints in benchmarks, and like them is saved in bf16; `tiny` stays fp32.

@@ -58,7 +58,7 @@ def test_the_full_run_is_glm_4_6v_flash_shaped(tmp_path: Path) -> None:
     assert text.rope_parameters["partial_rotary_factor"] == 0.5
     assert (vision.depth, vision.hidden_size, vision.patch_size, vision.spatial_merge_size) == (24, 1536, 14, 2)
     assert FULL.dtype is not SMOKE.dtype and FULL.batch_sizes == (1, 16, 64) and FULL.contexts == (600, 2000)
-    # 40 KiB of bf16 KV per token, as MODEL-NOTES.md says.
+    # 40 KiB of bf16 KV per token at GLM-4.6V-Flash's config: 40 layers x 2 KV heads x 128 x (K and V) x 2 bytes.
     head_dim = text.hidden_size // text.num_attention_heads
     assert 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * 2 == 40 * 1024
 

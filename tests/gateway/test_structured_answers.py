@@ -270,5 +270,5 @@ class TestVQAForm:
 
 
 def test_the_web_page_offers_the_example_receipt_schema(client: httpx.Client) -> None:
-    """The page's built-in copy must not drift from `examples/receipt_schema.json`, which the README shows."""
+    """The page's built-in copy must not drift from `examples/receipt_schema.json`, which docs/api.md shows."""
     assert client.get("/static/receipt_schema.json").json() == receipt()

@@ -1,6 +1,6 @@
 // flashvqa web page: pick a picture, ask, watch the answer stream (SSE from /v1/chat/completions).
 const MAX_UPLOAD_SIDE = 1024; // the server normalises to ~512x512; bigger uploads only cost time
-const RECEIPT_SCHEMA_URL = "/static/receipt_schema.json"; // examples/receipt_schema.json, the README's example
+const RECEIPT_SCHEMA_URL = "/static/receipt_schema.json"; // examples/receipt_schema.json, the example in docs/api.md
 const $ = (id) => document.getElementById(id);
 
 const state = { imageUrl: null, messages: [], controller: null, receiptSchema: null };

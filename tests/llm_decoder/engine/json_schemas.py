@@ -11,7 +11,7 @@ RECEIPT_FILE = Path(__file__).parents[3] / "examples" / "receipt_schema.json"
 
 
 def receipt() -> dict[str, Any]:
-    """The README's example: the `json_schema` object of a response_format (name, strict, schema)."""
+    """The example of docs/api.md: the `json_schema` object of a response_format (name, strict, schema)."""
     document: dict[str, Any] = json.loads(RECEIPT_FILE.read_text())
     return document
 
