@@ -29,9 +29,9 @@ from bench.timing import percentile, timed_seconds
 from services.common.image_input import ImageLimits, load_image
 from services.gateway.admission.auth import Tenant
 from services.gateway.api.protocol import ChatCompletionRequest
+from services.gateway.api.request_report import RequestReport
 from services.gateway.cache.redis_response_cache import RedisResponseCache
 from services.gateway.cache.response_cache import InMemoryResponseCache
-from services.gateway.chat.request_report import RequestReport
 from services.gateway.images.provenance_gate import ProvenanceGate, Upload
 from services.gateway.options import AuthOptions, GatewayOptions
 from services.gateway.redis_connection import RedisConnection

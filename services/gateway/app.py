@@ -11,8 +11,8 @@ from fastapi.staticfiles import StaticFiles
 from services.gateway.admission.body_limit import BodySizeLimit
 from services.gateway.admission.in_flight_limit import InFlightLimit
 from services.gateway.api.error_handlers import add_error_handlers
-from services.gateway.api.routes import router
 from services.gateway.gateway import Gateway
+from services.gateway.routes import router
 from services.gateway.telemetry.telemetry_middleware import RequestTelemetry
 
 STATIC_DIR = Path(__file__).parent / "static"  # the web page: plain files, no build step

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from services.gateway.admission.auth import Authenticator, Tenant
 from services.gateway.admission.rate_limit import Limits, RateLimiter
-from services.gateway.api.errors import APIError
+from services.gateway.api.api_error import APIError
 from services.gateway.options import RateLimitOptions
 from services.gateway.telemetry.request_record import stage
 from services.telemetry.metrics import metrics

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.gateway.api.errors import APIError
+from services.gateway.api.api_error import APIError
 
 API_KEYS_FILE_ENV = "FLASHVQA_API_KEYS_FILE"
 ANONYMOUS = "anonymous"

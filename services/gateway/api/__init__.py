@@ -1,1 +1,2 @@
-"""The OpenAI wire: request and response schemas, the error envelope and its mapping, the routes."""
+"""The OpenAI wire: request and response schemas, what a request's checks report, the error envelope and its
+mapping."""

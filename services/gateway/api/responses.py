@@ -20,7 +20,7 @@ from services.gateway.api.protocol import (
     PromptTokensDetails,
     Usage,
 )
-from services.gateway.chat.request_report import RequestReport
+from services.gateway.api.request_report import RequestReport
 from services.messages import RequestOutput
 
 logger = logging.getLogger(__name__)

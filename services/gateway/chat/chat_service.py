@@ -13,10 +13,10 @@ from services.gateway.admission.admission import Admission
 from services.gateway.admission.auth import Tenant
 from services.gateway.admission.deadline import within_deadline
 from services.gateway.api.protocol import ChatCompletionRequest
+from services.gateway.api.request_report import RequestReport
 from services.gateway.backends import Backends
 from services.gateway.cache.response_cache import ResponseCache, cache_key, decode_answer, encode_answer, is_cacheable
 from services.gateway.chat.content_checks import ContentChecks, ImageChecks, counted
-from services.gateway.chat.request_report import RequestReport
 from services.gateway.chat.request_validation import prompt_text, validate_request
 from services.gateway.images.message_images import MessageImages, TemplatedMessages
 from services.gateway.options import GatewayOptions

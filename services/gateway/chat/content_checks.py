@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from services.gateway.chat.request_report import RequestReport
+from services.gateway.api.request_report import RequestReport
 from services.gateway.images.provenance_gate import ProvenanceGate, ProvenancePolicyViolation, Upload
 from services.gateway.options import GatewayOptions
 from services.gateway.telemetry.request_record import stage

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.image_input import ImageInputError, ImageLimits, load_image
-from services.gateway.api.errors import APIError
+from services.gateway.api.api_error import APIError
 from services.gateway.api.protocol import ChatMessage, ImagePart
 from services.gateway.images.image_url import EncodedImage, decode_image_url
 from services.gateway.images.provenance_gate import Upload

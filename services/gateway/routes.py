@@ -1,4 +1,4 @@
-"""The gateway's API routes: thin, each gets its collaborators through `deps.py` and calls the chat service."""
+"""The gateway's HTTP routes: thin, each gets its collaborators through `deps.py` and calls one service."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from services.gateway.api.protocol import (
     new_completion_id,
     parse_response_format,
 )
+from services.gateway.api.request_report import RequestReport
 from services.gateway.api.responses import completion_events, completion_response
-from services.gateway.chat.request_report import RequestReport
 from services.gateway.deps import AdmittedDep, DeadlineDep, GatewayDep
 from services.gateway.gateway import Gateway
 from services.gateway.telemetry.metrics_endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
