@@ -28,6 +28,7 @@ class ModelFamily:
     image_token: str
     vision_key_mapping: dict[str, str]
     text_key_mapping: dict[str, str]
+    lora_targets: tuple[str, ...]  # the language model's linear layers a LoRA adapter may adapt
 
     def hf_class(self, attribute: str) -> Any:
         """The transformers class named by one of this family's `*_class` fields."""
@@ -47,6 +48,7 @@ GLM4V = ModelFamily(
     image_token="<|image|>",
     vision_key_mapping={r"^model\.visual\.": ""},
     text_key_mapping={r"^model\.language_model\.": ""},
+    lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"),
 )
 
 QWEN2_5_VL = ModelFamily(
@@ -61,6 +63,7 @@ QWEN2_5_VL = ModelFamily(
     image_token="<|image_pad|>",
     vision_key_mapping={r"^(model\.)?visual\.": ""},
     text_key_mapping={r"^model\.(language_model\.)?": ""},
+    lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
 )
 
 FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (GLM4V, QWEN2_5_VL)}
