@@ -4,6 +4,8 @@ Torch-free by rule (tests/test_import_rules.py): the gateway imports these and n
 
 from services.messages.decode_request import DecodeRequest
 from services.messages.decoder_errors import (
+    AdapterInUseError,
+    AdapterNotFoundError,
     ContextLengthError,
     EngineDeadError,
     EngineError,
@@ -19,6 +21,8 @@ from services.messages.request_output import RequestOutput
 from services.messages.sampling_params import SamplingParams
 
 __all__ = [
+    "AdapterInUseError",
+    "AdapterNotFoundError",
     "ContextLengthError",
     "DecodeRequest",
     "EncodeRequest",

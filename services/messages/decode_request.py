@@ -18,3 +18,4 @@ class DecodeRequest:
     deadline: float | None = None  # wall-clock seconds; a request that reaches the decoder later is refused
     trace_context: TraceCarrier = field(default_factory=dict)  # the gateway's span, parent of the decoder's
     affinity_key: str | None = None  # the conversation's: its turns go to the replica holding its KV (services/routing)
+    adapter: str | None = None  # the LoRA adapter to answer with (services/models/lora); None: the base model

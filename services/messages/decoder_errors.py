@@ -33,6 +33,16 @@ class StepError(EngineError):
     engine goes on with the others (503)."""
 
 
+class AdapterNotFoundError(EngineError):
+    """The request names a LoRA adapter this decoder does not serve (404, as for an unknown model)."""
+
+    param = "model"
+
+
+class AdapterInUseError(EngineError):
+    """An adapter cannot be unloaded while requests are being answered with it (409); retry when they end."""
+
+
 class EngineDeadError(RuntimeError):
     """The engine loop failed; requests in flight end with this error and the replica reports unhealthy."""
 

@@ -46,6 +46,8 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     decode_graphs: DecodeGraphs = "auto"
     startup_self_check: bool = True
+    max_loras: int = 0  # LoRA adapters resident at once (their slots); 0: no adapters are served
+    max_lora_rank: int = 16
 
     @property
     def max_requests(self) -> int:
@@ -73,6 +75,8 @@ class EngineConfig:
         return self.max_num_batched_tokens
 
     def __post_init__(self) -> None:
+        if self.max_loras < 0 or self.max_lora_rank < 1:
+            raise ValueError(f"invalid LoRA sizes: {self}")
         if self.max_num_seqs < 1 or self.max_model_len < 2 or self.max_waiting < 0:
             raise ValueError(f"invalid engine sizes: {self}")
         if self.decode_graphs not in ("auto", "off", "uncaptured"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,8 +28,16 @@ from services.llm_decoder.engine.sequence import FinishReason, Sequence
 from services.llm_decoder.engine.step_failed import StepFailed
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.llm_decoder.engine.token_output import TokenOutput
-from services.messages import ContextLengthError, DecodeRequest, RequestOutput, SamplingParams
+from services.messages import (
+    AdapterInUseError,
+    AdapterNotFoundError,
+    ContextLengthError,
+    DecodeRequest,
+    RequestOutput,
+    SamplingParams,
+)
 from services.models.language_half import LanguageHalf
+from services.models.lora import AdapterError, AdapterPool, load_peft_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +91,11 @@ class LLMEngine:
         images: list[ImageEmbedding],
         params: SamplingParams,
         enable_thinking: bool = False,
+        adapter: str | None = None,
     ) -> Sequence:
         """Queue a request (after compiling its grammar, if it has one).
         Raises PromptError, ContextLengthError, GrammarError or QueueFullError."""
-        sequence = self.prepare(DecodeRequest(request_id, messages, params, enable_thinking), images)
+        sequence = self.prepare(DecodeRequest(request_id, messages, params, enable_thinking, adapter=adapter), images)
         if sequence.grammar is not None:
             wait([sequence.grammar])
         self.enqueue(sequence)
@@ -95,6 +105,7 @@ class LLMEngine:
         """Render and check a request, and start compiling its grammar, without touching the queues (safe while
         a step runs elsewhere). Raises PromptError or ContextLengthError."""
         params = request.params
+        hash_root = self._adapter_root(request.adapter)
         grids = [image.grid_thw for image in images]
         prompt = self.language.render_prompt(request.messages, grids, request.enable_thinking)
         self.language.check_images(prompt, images)
@@ -122,7 +133,44 @@ class LLMEngine:
             stop_token_ids=stop_ids,
             generator=_generator(params.seed, self.runner.device),
             grammar=self.grammars.compile(params.grammar) if params.grammar else None,
+            adapter=request.adapter,
+            hash_root=hash_root,
         )
+
+    def load_adapter(self, name: str, directory: Path) -> None:
+        """Serve the PEFT LoRA adapter in `directory` as `name` (replacing one of that name). Between steps, on
+        the engine's thread. Raises AdapterError, changing nothing, if it cannot run on this model."""
+        pool = self._adapter_pool()
+        self._refuse_if_in_use(name)
+        pool.register(load_peft_adapter(name, directory, self.language.text_model, pool.max_rank))
+
+    def unload_adapter(self, name: str) -> None:
+        """Stop serving adapter `name`; sequences already answering with it finish first."""
+        self._refuse_if_in_use(name)
+        if name not in self._adapter_pool().names:
+            raise AdapterNotFoundError(f"adapter {name!r} is not loaded")
+        self._adapter_pool().unregister(name)
+
+    def _refuse_if_in_use(self, name: str) -> None:
+        if any(sequence.adapter == name for sequence in self._sequences.values()):
+            raise AdapterInUseError(f"adapter {name!r} is answering requests")
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return [] if self.runner.adapters is None else self.runner.adapters.names
+
+    def _adapter_pool(self) -> AdapterPool:
+        if self.runner.adapters is None:
+            raise AdapterError("this decoder serves no LoRA adapters (max_loras is 0)")
+        return self.runner.adapters
+
+    def _adapter_root(self, name: str | None) -> bytes:
+        """The root of the prompt's KV block hashes: the adapter's digest, so KV is never shared across adapters."""
+        if name is None:
+            return b""
+        if name not in self.adapter_names:
+            raise AdapterNotFoundError(f"the model {name!r} does not exist")
+        return self._adapter_pool().digest(name)
 
     def enqueue(self, sequence: Sequence) -> None:
         """Put a prepared sequence (its grammar compiled) in the waiting queue.

@@ -12,6 +12,7 @@ import logging
 
 import torch
 
+from services.common.device import to_device
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.decode_graphs import DecodeGraphs
 from services.llm_decoder.engine.input_buffers import InputBuffers
@@ -25,6 +26,7 @@ from services.models.kv_cache import (
     num_blocks_for_free_memory,
 )
 from services.models.language_half import LanguageHalf
+from services.models.lora import AdapterPool
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ class ModelRunner:
         logger.info("KV cache: %d blocks of %d tokens, %.1f MiB", num_blocks, BLOCK_SIZE, self.kv.num_bytes / 2**20)
         self.attention = choose_backend(language.device, config.attention_backend)
         self.inputs = InputBuffers.for_steps(config.token_budget, language.device)
+        # LoRA: the text model's targeted linears wrapped once, with `max_loras` adapter slots beside the base.
+        self.adapters = (
+            AdapterPool(language.text_model, language.family.lora_targets, config.max_loras, config.max_lora_rank)
+            if config.max_loras > 0
+            else None
+        )
         graph_mode = config.decode_graph_mode(language.device.type)
         # The graphs' padding rows write into the last block, which no sequence is then given.
         self.num_blocks = num_blocks - 1 if graph_mode else num_blocks
@@ -60,9 +68,35 @@ class ModelRunner:
     def run(self, step: ScheduledStep) -> torch.Tensor:
         """Logits `[R, V]`, one row per chunk that samples (`Chunk.samples`), in the step's chunk order."""
         graphs = self.decode_graphs
-        shape = graphs.shape_for(step) if graphs is not None else None
+        groups = self._adapter_groups(step)
+        # Graphs are captured without adapters: a step with adapter rows runs eagerly.
+        shape = graphs.shape_for(step) if graphs is not None and not groups else None
         if graphs is not None and shape is not None:
             return graphs.run(step, shape)
+        if self.adapters is None:
+            return self._forward(step)
+        self.adapters.step.groups = groups
+        try:
+            return self._forward(step)
+        finally:
+            self.adapters.step.groups = []
+
+    def _adapter_groups(self, step: ScheduledStep) -> list[tuple[int, torch.Tensor]]:
+        """The step's flat token rows per adapter slot (decode rows first, then each chunk's tokens, as
+        `_forward` lays them out); base rows are in no group."""
+        if self.adapters is None:
+            return []
+        in_use = {chunk.sequence.adapter for chunk in step.chunks if chunk.sequence.adapter is not None}
+        rows: dict[int, list[int]] = {}
+        offset = 0
+        for chunk in (*step.decodes, *step.prefills):
+            if chunk.sequence.adapter is not None:
+                slot = self.adapters.slot(chunk.sequence.adapter, in_use)
+                rows.setdefault(slot, []).extend(range(offset, offset + chunk.length))
+            offset += chunk.length
+        return [(slot, to_device(indices, self.device)) for slot, indices in rows.items()]
+
+    def _forward(self, step: ScheduledStep) -> torch.Tensor:
         # Decode rows first: one token each, at its text position shifted by its rope delta on all three axes.
         token_ids = [chunk.sequence.last_token_id for chunk in step.decodes]
         decode_positions = [chunk.start + chunk.sequence.prompt.rope_delta for chunk in step.decodes]

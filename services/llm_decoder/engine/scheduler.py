@@ -123,7 +123,7 @@ class Scheduler:
         started: list[Sequence] = []
         while not preempted and left > 0 and self.waiting and self.num_free_slots > 0:
             sequence = self.waiting[0]
-            if not self._admit(sequence):
+            if not self._has_adapter_slot(sequence) or not self._admit(sequence):
                 break
             self.waiting.popleft()
             if sequence.num_preemptions == 0:
@@ -207,6 +207,13 @@ class Scheduler:
         self.prefilling.append(sequence)
         return True
 
+    def _has_adapter_slot(self, sequence: Sequence) -> bool:
+        """A step runs at most `max_loras` adapters: one more waits until a running one's sequences end."""
+        if sequence.adapter is None:
+            return True
+        running = {s.adapter for s in self.running if s.adapter is not None}
+        return sequence.adapter in running or len(running) < self.config.max_loras
+
     def _release_blocks(self, sequence: Sequence) -> None:
         self.blocks.free(sequence.block_table)
         sequence.block_table = []
@@ -217,7 +224,8 @@ class Scheduler:
         hashes, size = sequence.block_hashes, self.block_size
         while len(hashes) < num_blocks:
             start = len(hashes) * size
-            hashes.append(next_block_hash(hashes[-1] if hashes else b"", sequence.keys(start, start + size)))
+            parent = hashes[-1] if hashes else sequence.hash_root
+            hashes.append(next_block_hash(parent, sequence.keys(start, start + size)))
 
     def _register_full_blocks(self, sequence: Sequence) -> None:
         full = min(sequence.num_computed_tokens // self.block_size, len(sequence.block_table))

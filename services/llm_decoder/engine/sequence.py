@@ -54,6 +54,8 @@ class Sequence:
     block_hashes: list[bytes] = field(default_factory=list)  # content hashes of its first full blocks
     num_registered_blocks: int = 0  # leading blocks offered to the prefix cache
     num_preemptions: int = 0
+    adapter: str | None = None  # the LoRA adapter it is answered with; None: the base model
+    hash_root: bytes = b""  # the parent of its first block's hash: its adapter's, so KV never crosses adapters
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -37,6 +37,9 @@ class AdapterPool:
     def names(self) -> list[str]:
         return sorted(self._known)
 
+    def digest(self, name: str) -> bytes:
+        return self._known[name].digest
+
     def register(self, adapter: LoRAAdapter) -> None:
         """Add or replace an adapter (a replaced one leaves its slot, so its next step loads the new weights)."""
         unknown = set(adapter.weights) - set(self.layers)
@@ -77,8 +80,13 @@ def _wrap(
     text_model: torch.nn.Module, targets: set[str], step: LoRAStep, slots: int, max_rank: int
 ) -> dict[str, LoRALinear]:
     wrapped: dict[str, LoRALinear] = {}
+    # A second pool over the same text model (another engine on one language half) replaces the first's wrappers.
     for name, module in list(text_model.named_modules()):
-        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets:
+        if isinstance(module, LoRALinear):
+            module = module.base
+        elif not isinstance(module, torch.nn.Linear):
+            continue
+        if name.rsplit(".", 1)[-1] in targets:
             parent_name, _, attribute = name.rpartition(".")
             layer = LoRALinear(module, step, slots, max_rank)
             setattr(text_model.get_submodule(parent_name), attribute, layer)

@@ -8,6 +8,7 @@ adapter is used, so a bad one changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -45,6 +46,7 @@ class LoRAWeights:
 class LoRAAdapter:
     name: str
     rank: int
+    digest: bytes  # of its files: the root of its prompts' KV block hashes
     weights: dict[str, LoRAWeights]  # by module path inside the text model, e.g. "layers.0.self_attn.q_proj"
 
     @property
@@ -79,7 +81,10 @@ def load_peft_adapter(name: str, directory: Path, text_model: torch.nn.Module, m
     if not halves:
         raise AdapterError(f"{WEIGHTS_FILE} holds no LoRA weights")
     weights = {module: _layer_weights(module, pair, linears, rank, scale, dtype) for module, pair in halves.items()}
-    return LoRAAdapter(name, rank, weights)
+    digest = hashlib.blake2b(
+        (directory / CONFIG_FILE).read_bytes() + (directory / WEIGHTS_FILE).read_bytes(), digest_size=16
+    ).digest()
+    return LoRAAdapter(name, rank, digest, weights)
 
 
 def _read_config(directory: Path) -> dict[str, object]:
