@@ -73,6 +73,18 @@ class EncoderArgs(DeploymentArgs):
 ENGINE_DEFAULTS = EngineConfig()  # the decoder args default to the engine's own defaults, written only there
 
 
+class LoRAArgs(BaseModel):
+    """LoRA adapters every decoder replica serves beside the base model, each a model id of its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adapters: dict[str, str] = Field(
+        default_factory=dict, description="model id -> directory of a PEFT LoRA adapter (adapter_config.json)"
+    )
+    max_loaded: int = Field(4, ge=1, description="adapters resident per replica at once (their slots)")
+    max_rank: int = Field(ENGINE_DEFAULTS.max_lora_rank, ge=1, description="the largest adapter rank accepted")
+
+
 class DecoderArgs(DeploymentArgs):
     max_num_seqs: int = Field(ENGINE_DEFAULTS.max_num_seqs, ge=1, description="sequences decoded together per replica")
     max_model_len: int = Field(ENGINE_DEFAULTS.max_model_len, ge=2, description="prompt + output tokens per sequence")
@@ -114,6 +126,7 @@ class DecoderArgs(DeploymentArgs):
     autoscaling_config: DecoderAutoscaling | None = Field(  # type: ignore[assignment]
         None, description="scale on sequences held and KV cache used (services/autoscaling); null: num_replicas"
     )
+    lora: LoRAArgs = Field(default_factory=LoRAArgs)
     graceful_shutdown_timeout_s: float = Field(
         120.0, ge=0, description="how long a replica being scaled down may finish its answers before it is killed"
     )
@@ -132,6 +145,8 @@ class DecoderArgs(DeploymentArgs):
             kv_cache_bytes=self.kv_cache_bytes,
             decode_graphs=self.decode_graphs,
             gpu_memory_utilization=self.gpu_memory_utilization,
+            max_loras=self.lora.max_loaded if self.lora.adapters else 0,
+            max_lora_rank=self.lora.max_rank,
         )
 
     @property
@@ -208,11 +223,14 @@ def build_app(args: dict[str, Any]) -> Application:
             decoder_args.torch_threads,
             decoder_args.stream_interval_ms / 1000,
             dtype=app_args.dtype,
+            lora_adapters=decoder_args.lora.adapters,
         )
     )
     settings = app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     settings["max_in_flight"] = max_in_flight = in_flight_budget(app_args)
-    gateway_options = GatewayOptions(model_name=app_args.model_name, **settings)
+    gateway_options = GatewayOptions(
+        model_name=app_args.model_name, adapter_names=tuple(decoder_args.lora.adapters), **settings
+    )
     # Room for the requests being refused beside those in flight, so that Serve itself never refuses.
     gateway_serve = app_args.gateway.serve_options(default_max_ongoing=max(256, 2 * max_in_flight))
     return _deployment(GatewayDeployment).options(**gateway_serve).bind(encoder, decoder, gateway_options)

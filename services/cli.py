@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--device", help="torch device, e.g. cuda:0 (default: CUDA if present, else CPU)")
     serve.add_argument("--dtype", choices=get_args(DTypeName), default="auto", help=AUTO_DTYPE_RULE)
+    serve.add_argument(
+        "--lora-adapter",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve the PEFT LoRA adapter in DIR as model NAME beside the base (repeatable)",
+    )
     serve.add_argument("--api-keys-file", help="tenants and key digests (YAML); without it, no key is needed")
     serve.set_defaults(handler=_serve)
     return parser
@@ -128,7 +135,18 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     # serve_config.yaml's application (the one the Helm chart renders), with this machine's settings.
-    application = load_application().with_args(local_args(model, args.device, args.api_keys_file, args.dtype))
+    adapters: dict[str, str] = {}
+    for entry in args.lora_adapter:
+        name, separator, directory = entry.partition("=")
+        if not separator or not name or not directory:
+            return _fail(f"--lora-adapter takes NAME=DIR, not {entry!r}")
+        if not (Path(directory) / "adapter_config.json").is_file():
+            return _fail(f"{directory} is not a PEFT adapter directory (no adapter_config.json)")
+        adapters[name] = str(Path(directory).resolve())
+    overrides = local_args(model, args.device, args.api_keys_file, args.dtype)
+    if adapters:
+        overrides["decoder"] = {"lora": {"adapters": adapters}}
+    application = load_application().with_args(overrides)
     serve_until_signalled(application, args.host, args.port, announce)
     return 0
 

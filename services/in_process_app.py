@@ -33,7 +33,10 @@ def build_in_process_app(
     redis_url: str | None = None,
     stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
     dtype: DTypeName = "auto",
+    lora_adapters: dict[str, Path] | None = None,
 ) -> FastAPI:
+    """`lora_adapters`: model id -> PEFT adapter directory, served beside the base (the engine config must
+    give them slots: `max_loras`)."""
     configure_tracing("flashvqa")  # one process: every span under one service name
     torch_device = resolve_device(device)
     torch_dtype = model_dtype(model_dir, torch_device, dtype)
@@ -42,8 +45,11 @@ def build_in_process_app(
     encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, torch_dtype)
     llm_engine = LLMEngine(language, engine_config)
+    for name, directory in (lora_adapters or {}).items():
+        llm_engine.load_adapter(name, directory)
     engine = AsyncLLMEngine(llm_engine, stream_interval_s=stream_interval_s)
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
+    options = options.model_copy(update={"adapter_names": tuple(llm_engine.adapter_names)})
     if options.max_in_flight is None:  # the one engine's capacity, as the Serve app derives it for its pool
         options = options.model_copy(update={"max_in_flight": llm_engine.config.max_requests})
     app = create_app(Gateway.create(InProcessBackends(encoder, engine), options, redis_url))

@@ -100,3 +100,18 @@ def test_serve_never_refuses_in_front_of_the_gateway() -> None:
     gateway = AppArgs.model_validate({"model": "m"}).gateway
     options = gateway.serve_options(default_max_ongoing=2 * 80)
     assert options["max_queued_requests"] == -1 and options["max_ongoing_requests"] == 160
+
+
+def test_lora_adapters_reach_the_decoder_replicas_and_the_gateways_model_list() -> None:
+    args = {"model": "m", "decoder": {"lora": {"adapters": {"receipts": "/adapters/receipts"}, "max_loaded": 2}}}
+    gateway = build_app(args)._bound_deployment
+    _, decoder, options = gateway.init_args
+    decoder_bound = decoder._bound_deployment
+    assert decoder_bound.init_kwargs["lora_adapters"] == {"receipts": "/adapters/receipts"}
+    engine_config = decoder_bound.init_args[1]
+    assert (engine_config.max_loras, engine_config.max_lora_rank) == (2, 16)
+    assert options.adapter_names == ("receipts",)
+    # Without adapters the engine keeps no slots and wraps no layer.
+    plain = build_app({"model": "m"})._bound_deployment
+    assert plain.init_args[1]._bound_deployment.init_args[1].max_loras == 0
+    assert plain.init_args[2].adapter_names == ()

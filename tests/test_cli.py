@@ -91,3 +91,26 @@ def test_serve_passes_its_dtype_to_both_model_halves(
     assert AppArgs.model_validate(served[0].args).dtype == "bfloat16"
     assert main(["serve", "--model", str(tiny_model_dirs["glm4v"])]) == 0
     assert AppArgs.model_validate(served[1].args).dtype == "auto"
+
+
+def test_serve_passes_its_lora_adapters_to_the_decoder_and_refuses_a_malformed_one(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    served: list[ServeApplication] = []
+    monkeypatch.setattr(
+        "services.local_server.serve_until_signalled", lambda application, *_: served.append(application)
+    )
+    adapter = tmp_path / "receipts"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    model = str(tiny_model_dirs["glm4v"])
+    assert main(["serve", "--model", model, "--lora-adapter", f"receipts={adapter}"]) == 0
+    args = AppArgs.model_validate(served[0].args)
+    assert args.decoder.lora.adapters == {"receipts": str(adapter.resolve())}
+    assert args.decoder.engine_config().max_loras == args.decoder.lora.max_loaded
+
+    assert main(["serve", "--model", model, "--lora-adapter", str(adapter)]) != 0
+    assert "NAME=DIR" in capsys.readouterr().err
+    assert main(["serve", "--model", model, "--lora-adapter", f"x={tmp_path}"]) != 0
+    assert "not a PEFT adapter directory" in capsys.readouterr().err
+    assert len(served) == 1

@@ -60,6 +60,11 @@ class GatewaySettings(BaseModel):
 
 class GatewayOptions(GatewaySettings):
     model_name: str = Field(description="the model id clients name in requests and see in /v1/models")
+    adapter_names: tuple[str, ...] = Field((), description="the LoRA adapters the decoders serve: model ids too")
+
+    def adapter_for(self, model: str | None) -> str | None:
+        """The adapter a request's `model` names; None for the base model (named, or left out)."""
+        return model if model in self.adapter_names else None
 
     @property
     def image_limits(self) -> ImageLimits:

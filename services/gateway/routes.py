@@ -103,7 +103,9 @@ async def vqa(
 @router.get("/v1/models")
 async def models(gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None) -> ModelList:
     gateway.admission.authenticate(authorization)
-    return ModelList(data=[ModelCard(id=gateway.options.model_name)])
+    options = gateway.options
+    adapters = [ModelCard(id=name, parent=options.model_name) for name in options.adapter_names]
+    return ModelList(data=[ModelCard(id=options.model_name), *adapters])
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -133,7 +135,7 @@ async def _complete(
     gateway: Gateway, body: ChatCompletionRequest, admitted: Admitted, deadline: float
 ) -> JSONResponse | StreamingResponse:
     completion_id = new_completion_id()
-    model = gateway.options.model_name
+    model = gateway.options.adapter_for(body.model) or gateway.options.model_name
     report = RequestReport()
     outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline, report)
     if not body.stream:

@@ -30,13 +30,17 @@ class LLMDecoderDeployment:
         torch_threads: int | None = None,
         stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
         dtype: DTypeName = "auto",
+        lora_adapters: dict[str, str] | None = None,
     ) -> None:
         set_up_replica_telemetry("flashvqa-llm-decoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         model = Path(model_dir)
         language = LanguageHalf(model, torch_device, model_dtype(model, torch_device, dtype))
-        self._engine = AsyncLLMEngine(LLMEngine(language, engine_config), replica_name(), stream_interval_s)
+        engine = LLMEngine(language, engine_config)
+        for name, directory in (lora_adapters or {}).items():
+            engine.load_adapter(name, Path(directory))  # a bad adapter fails the replica's start, loudly
+        self._engine = AsyncLLMEngine(engine, replica_name(), stream_interval_s)
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched

@@ -13,10 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def conversation_affinity_key(messages: Sequence[Mapping[str, Any]], image_hashes: Sequence[str]) -> str:
+def conversation_affinity_key(
+    messages: Sequence[Mapping[str, Any]], image_hashes: Sequence[str], adapter: str | None = None
+) -> str:
     """`messages` in the chat-template form (image parts bare `{"type": "image"}`), `image_hashes` the content
-    hashes of their images in order."""
-    opening: list[Any] = []
+    hashes of their images in order, `adapter` the LoRA adapter answering (its KV is its own, so the same
+    conversation under another adapter has nothing to find on the replica holding this one's)."""
+    opening: list[Any] = [] if adapter is None else [["adapter", adapter]]
     for message in messages:
         if message["role"] != "user":
             opening.append([message["role"], message["content"]])

@@ -22,6 +22,7 @@ from services.gateway.api.errors import (
 )
 from services.gateway.images.provenance_gate import ProvenancePolicyViolation
 from services.messages import (
+    AdapterNotFoundError,
     ContextLengthError,
     EngineDeadError,
     EngineError,
@@ -99,6 +100,14 @@ CLIENT_CASES: dict[str, Case] = {
         "image",
         "invalid_image",
         "image has no pixels (0x4)",
+    ),
+    "adapter-unloaded-meanwhile-is-model-not-found": Case(
+        AdapterNotFoundError("the model 'receipts' does not exist"),
+        404,
+        "invalid_request_error",
+        "model",
+        "model_not_found",
+        "the model 'receipts' does not exist",
     ),
     "context-length-names-max-tokens": Case(
         ContextLengthError("prompt plus max_tokens is 9000 tokens; the context is 8192", "max_tokens"),

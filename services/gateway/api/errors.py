@@ -5,7 +5,15 @@ from __future__ import annotations
 from services.common.image_input import ImageInputError
 from services.gateway.api.api_error import RETRY_AFTER_SECONDS, APIError, error_response
 from services.gateway.images.provenance_gate import ProvenancePolicyViolation
-from services.messages import ContextLengthError, EngineDeadError, GrammarError, PromptError, QueueFullError, StepError
+from services.messages import (
+    AdapterNotFoundError,
+    ContextLengthError,
+    EngineDeadError,
+    GrammarError,
+    PromptError,
+    QueueFullError,
+    StepError,
+)
 from services.safety import ContentPolicyViolation, SafetyUnavailableError
 
 __all__ = [
@@ -38,6 +46,7 @@ CLIENT_ERRORS: tuple[type[Exception], ...] = (
     GrammarError,
     PromptError,
     QueueFullError,
+    AdapterNotFoundError,
     ServiceUnavailableError,
     EngineDeadError,
     StepError,
@@ -62,6 +71,8 @@ def to_api_error(error: Exception) -> APIError:
             return APIError(400, str(error), param=error.param, code="invalid_response_format")
         case PromptError():
             return APIError(400, str(error), param="messages")
+        case AdapterNotFoundError():  # unloaded from the decoder after the gateway let the request in
+            return APIError(404, str(error), param="model", code="model_not_found")
         case QueueFullError():
             return APIError(
                 429,

@@ -243,6 +243,7 @@ class ModelCard(OpenAIModel):
     object: Literal["model"] = "model"
     created: int = Field(default_factory=_now)
     owned_by: str = "flashvqa"
+    parent: str | None = None  # a LoRA adapter's base model, as vLLM lists it
 
 
 class ModelList(OpenAIModel):

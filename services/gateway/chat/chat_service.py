@@ -119,7 +119,7 @@ class ChatService:
         if self._cache is None or not is_cacheable(params, self.options.cache):
             return None
         return cache_key(
-            self.options.model_name,
+            self.options.adapter_for(request.model) or self.options.model_name,
             templated.messages,
             [image.content_hash for image in templated.images],
             params,
@@ -156,6 +156,7 @@ class ChatService:
         carrier = current_carrier()
         hashes = [image.content_hash for image in templated.images]
         encodes = [EncodeRequest(image, wall_deadline, carrier) for image in templated.images]
+        adapter = self.options.adapter_for(request.model)
         decode_request = DecodeRequest(
             request_id,
             templated.messages,
@@ -163,7 +164,8 @@ class ChatService:
             request.enable_thinking,
             wall_deadline,
             carrier,
-            conversation_affinity_key(templated.messages, hashes),
+            conversation_affinity_key(templated.messages, hashes, adapter),
+            adapter,
         )
         answer_checker = self._checks.answer_checker()
         settled = False

@@ -19,10 +19,11 @@ def prompt_text(messages: list[ChatMessage]) -> str:
 
 
 def validate_request(request: ChatCompletionRequest, text: str, options: GatewayOptions) -> None:
-    if request.model not in (None, options.model_name):
+    if request.model not in (None, options.model_name, *options.adapter_names):
+        served = ", ".join(repr(name) for name in (options.model_name, *options.adapter_names))
         raise APIError(
             404,
-            f"model {request.model!r} does not exist; this server serves {options.model_name!r}",
+            f"model {request.model!r} does not exist; this server serves {served}",
             param="model",
             code="model_not_found",
         )
