@@ -62,6 +62,11 @@ class VisionEncoder:
                 if expired(request.deadline):
                     raise
                 # The request that started that encode ran out of time in the queue; this one has time left.
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not pending.cancelled() or (current is not None and current.cancelling()):
+                    raise
+                # The request that started that encode went away (refused, its client gone); this one has not.
         metrics().embedding_cache.inc(result="miss")
         raise_if_expired(request.deadline, "the image was encoded")
         future: asyncio.Future[ImageEmbedding] = asyncio.get_running_loop().create_future()
@@ -71,6 +76,9 @@ class VisionEncoder:
             batched = await self._encode_batched(request)
             self._cache.put(batched.embedding)
             future.set_result(batched.embedding)
+        except asyncio.CancelledError:
+            future.cancel()  # the requests sharing it start their own encode
+            raise
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # mark retrieved: nobody else may be waiting

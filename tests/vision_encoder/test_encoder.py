@@ -96,6 +96,32 @@ class TestVisionEncoder:
             await encoder.encode(EncodeRequest(image))
         assert (await encoder.encode(EncodeRequest(image))).content_hash == image.content_hash
 
+    async def test_a_shared_encode_whose_starter_went_away_is_encoded_again_for_the_others(
+        self, encoder: VisionEncoder, calls: list[str]
+    ) -> None:
+        """A refused or abandoned request cancels its encode; another request waiting on that same encode must
+        still get its embedding (it was failing with a cancellation, which Serve passed on as a 500)."""
+        image = RawImage.from_image(noise_image(32, 32, seed=5))
+        starter = asyncio.ensure_future(encoder.encode(EncodeRequest(image)))
+        await asyncio.sleep(0)  # the starter's encode is in flight
+        sharer = asyncio.ensure_future(encoder.encode(EncodeRequest(image)))
+        await asyncio.sleep(0)
+        starter.cancel()
+        assert (await sharer).content_hash == image.content_hash
+        assert starter.cancelled()
+        assert calls == [image.content_hash, image.content_hash]
+
+    async def test_a_sharer_that_is_cancelled_itself_stays_cancelled(self, encoder: VisionEncoder) -> None:
+        image = RawImage.from_image(noise_image(32, 32, seed=6))
+        starter = asyncio.ensure_future(encoder.encode(EncodeRequest(image)))
+        await asyncio.sleep(0)
+        sharer = asyncio.ensure_future(encoder.encode(EncodeRequest(image)))
+        await asyncio.sleep(0)
+        sharer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sharer
+        assert (await starter).content_hash == image.content_hash
+
 
 class TestDeadline:
     async def test_an_expired_request_is_not_encoded(self) -> None:
