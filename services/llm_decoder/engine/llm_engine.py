@@ -146,10 +146,11 @@ class LLMEngine:
 
     def unload_adapter(self, name: str) -> None:
         """Stop serving adapter `name`; sequences already answering with it finish first."""
+        pool = self._adapter_pool()
         self._refuse_if_in_use(name)
-        if name not in self._adapter_pool().names:
+        if name not in pool.names:
             raise AdapterNotFoundError(f"adapter {name!r} is not loaded")
-        self._adapter_pool().unregister(name)
+        pool.unregister(name)
 
     def _refuse_if_in_use(self, name: str) -> None:
         if any(sequence.adapter == name for sequence in self._sequences.values()):

@@ -82,14 +82,15 @@ class ModelRunner:
             self.adapters.step.groups = []
 
     def _adapter_groups(self, step: ScheduledStep) -> list[tuple[int, torch.Tensor]]:
-        """The step's flat token rows per adapter slot (decode rows first, then each chunk's tokens, as
-        `_forward` lays them out); base rows are in no group."""
+        """The step's flat token rows per adapter slot (in `step.chunks` order, as `_forward` lays them out);
+        base rows are in no group."""
         if self.adapters is None:
             return []
-        in_use = {chunk.sequence.adapter for chunk in step.chunks if chunk.sequence.adapter is not None}
+        chunks = step.chunks
+        in_use = {chunk.sequence.adapter for chunk in chunks if chunk.sequence.adapter is not None}
         rows: dict[int, list[int]] = {}
         offset = 0
-        for chunk in (*step.decodes, *step.prefills):
+        for chunk in chunks:
             if chunk.sequence.adapter is not None:
                 slot = self.adapters.slot(chunk.sequence.adapter, in_use)
                 rows.setdefault(slot, []).extend(range(offset, offset + chunk.length))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load
 
 from services.models.lora.lora_linear import LoRALinear
 
@@ -27,7 +27,12 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 _KEY = re.compile(r"(?:^|\.)(?P<module>layers\.\d+\.[\w.]+?)\.lora_(?P<half>[AB])(?:\.[\w-]+)?\.weight$")
 _VISION = re.compile(r"(?:^|\.)(visual|vision_tower|vision_model)\.")
 # Options of a LoRA config that change what the update computes; any other value than these is refused.
-_PLAIN = {"bias": "none", "use_dora": False, "fan_in_fan_out": False, "modules_to_save": None}
+_PLAIN: dict[str, tuple[object, ...]] = {
+    "bias": ("none",),
+    "use_dora": (False,),
+    "fan_in_fan_out": (False,),
+    "modules_to_save": (None, []),
+}
 
 
 class AdapterError(ValueError):
@@ -57,7 +62,8 @@ class LoRAAdapter:
 def load_peft_adapter(name: str, directory: Path, text_model: torch.nn.Module, max_rank: int) -> LoRAAdapter:
     """The adapter in `directory`, on the host in the text model's dtype. Raises `AdapterError` for anything
     that cannot run on `text_model` or exceeds `max_rank`."""
-    config = _read_config(directory)
+    config_bytes = _read_file(directory, CONFIG_FILE)
+    config = _parse_config(config_bytes)
     rank = config.get("r")
     if not isinstance(rank, int) or rank < 1:
         raise AdapterError(f"{CONFIG_FILE}: r must be a positive integer, not {rank!r}")
@@ -67,7 +73,8 @@ def load_peft_adapter(name: str, directory: Path, text_model: torch.nn.Module, m
     if not isinstance(alpha, int | float):
         raise AdapterError(f"{CONFIG_FILE}: lora_alpha must be a number, not {alpha!r}")
     scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-    tensors = _read_tensors(directory)
+    weights_bytes = _read_file(directory, WEIGHTS_FILE)
+    tensors = _parse_tensors(weights_bytes)
     linears = dict(text_model.named_modules())
     dtype = next(text_model.parameters()).dtype
     halves: dict[str, dict[str, torch.Tensor]] = {}
@@ -81,40 +88,42 @@ def load_peft_adapter(name: str, directory: Path, text_model: torch.nn.Module, m
     if not halves:
         raise AdapterError(f"{WEIGHTS_FILE} holds no LoRA weights")
     weights = {module: _layer_weights(module, pair, linears, rank, scale, dtype) for module, pair in halves.items()}
-    digest = hashlib.blake2b(
-        (directory / CONFIG_FILE).read_bytes() + (directory / WEIGHTS_FILE).read_bytes(), digest_size=16
-    ).digest()
+    digest = hashlib.blake2b(config_bytes + weights_bytes, digest_size=16).digest()
     return LoRAAdapter(name, rank, digest, weights)
 
 
-def _read_config(directory: Path) -> dict[str, object]:
-    path = directory / CONFIG_FILE
+def _read_file(directory: Path, name: str) -> bytes:
+    """Each file is read once: parsed, and hashed into the adapter's digest, from the same bytes."""
     try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AdapterError(f"{directory} has no {CONFIG_FILE}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return (directory / name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise AdapterError(f"{directory} has no {name}") from None
+    except OSError as error:
+        raise AdapterError(f"{name} cannot be read: {error}") from None
+
+
+def _parse_config(raw: bytes) -> dict[str, object]:
+    try:
+        config = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise AdapterError(f"{CONFIG_FILE} cannot be read: {error}") from None
     if not isinstance(config, dict):
         raise AdapterError(f"{CONFIG_FILE} is not a JSON object")
     if config.get("peft_type", "LORA") != "LORA":
         raise AdapterError(f"only LoRA adapters are served, not {config.get('peft_type')}")
     for option, plain in _PLAIN.items():
-        if config.get(option, plain) not in (plain, [] if plain is None else plain):
-            raise AdapterError(f"{CONFIG_FILE}: {option}={config[option]!r} is not supported (only {plain!r})")
+        if config.get(option, plain[0]) not in plain:
+            raise AdapterError(f"{CONFIG_FILE}: {option}={config[option]!r} is not supported (only {plain[0]!r})")
     for pattern in ("rank_pattern", "alpha_pattern"):
         if config.get(pattern):
             raise AdapterError(f"{CONFIG_FILE}: per-layer {pattern} is not supported")
     return config
 
 
-def _read_tensors(directory: Path) -> dict[str, torch.Tensor]:
-    path = directory / WEIGHTS_FILE
-    if not path.is_file():
-        raise AdapterError(f"{directory} has no {WEIGHTS_FILE}")
+def _parse_tensors(raw: bytes) -> dict[str, torch.Tensor]:
     try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
+        return load(raw)
+    except (SafetensorError, ValueError) as error:
         raise AdapterError(f"{WEIGHTS_FILE} cannot be read: {error}") from None
 
 
