@@ -13,11 +13,14 @@ from services.autoscaling import DecoderAutoscaling, EncoderAutoscaling
 from services.common.dtype_name import AUTO_DTYPE_RULE, DTypeName
 from services.gateway.admission.proxy_door import proxy_environment
 from services.gateway.deployment import GatewayDeployment
+from services.gateway.lora.adapter_registry import AdapterRegistryDeployment
 from services.gateway.options import GatewayOptions, GatewaySettings
+from services.llm_decoder.adapter_loader import AdapterLoading
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
 from services.llm_decoder.engine.config import DecodeGraphs
+from services.messages import CONFIGURED_REVISION, AdapterRef
 from services.routing.affinity_router import affinity_router_config
 from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
 from services.vision_encoder.embedding_cache import DEFAULT_CACHE_BYTES
@@ -83,6 +86,25 @@ class LoRAArgs(BaseModel):
     )
     max_loaded: int = Field(4, ge=1, description="adapters resident per replica at once (their slots)")
     max_rank: int = Field(ENGINE_DEFAULTS.max_lora_rank, ge=1, description="the largest adapter rank accepted")
+    adapter_root: str | None = Field(
+        None,
+        description="directory on the decoder replicas under which POST /v1/load_lora_adapter may load adapters "
+        "at run time; null: only the configured adapters are served",
+    )
+    max_held: int = Field(
+        16, ge=1, description="adapters kept in a replica's host memory; more are read again when next named"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.adapters) or self.adapter_root is not None
+
+    def configured(self) -> list[AdapterRef]:
+        return [AdapterRef(name, path, CONFIGURED_REVISION) for name, path in sorted(self.adapters.items())]
+
+    def loading(self) -> AdapterLoading:
+        root = None if self.adapter_root is None else Path(self.adapter_root)
+        return AdapterLoading(self.configured(), root, max(self.max_held, len(self.adapters)))
 
 
 class DecoderArgs(DeploymentArgs):
@@ -145,7 +167,7 @@ class DecoderArgs(DeploymentArgs):
             kv_cache_bytes=self.kv_cache_bytes,
             decode_graphs=self.decode_graphs,
             gpu_memory_utilization=self.gpu_memory_utilization,
-            max_loras=self.lora.max_loaded if self.lora.adapters else 0,
+            max_loras=self.lora.max_loaded if self.lora.enabled else 0,
             max_lora_rank=self.lora.max_rank,
         )
 
@@ -223,17 +245,31 @@ def build_app(args: dict[str, Any]) -> Application:
             decoder_args.torch_threads,
             decoder_args.stream_interval_ms / 1000,
             dtype=app_args.dtype,
-            lora_adapters=decoder_args.lora.adapters,
+            adapters=decoder_args.lora.loading(),
         )
     )
     settings = app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     settings["max_in_flight"] = max_in_flight = in_flight_budget(app_args)
     gateway_options = GatewayOptions(
-        model_name=app_args.model_name, adapter_names=tuple(decoder_args.lora.adapters), **settings
+        model_name=app_args.model_name,
+        adapters=tuple(decoder_args.lora.configured()),
+        runtime_lora_loading=decoder_args.lora.adapter_root is not None,
+        **settings,
+    )
+    # Adapters loaded at run time are kept where every gateway replica reads them; without an adapter root the
+    # configured ones never change, and each gateway replica holds them itself.
+    adapter_registry = (
+        _deployment(AdapterRegistryDeployment).bind(decoder_args.lora.configured())
+        if decoder_args.lora.adapter_root is not None
+        else None
     )
     # Room for the requests being refused beside those in flight, so that Serve itself never refuses.
     gateway_serve = app_args.gateway.serve_options(default_max_ongoing=max(256, 2 * max_in_flight))
-    return _deployment(GatewayDeployment).options(**gateway_serve).bind(encoder, decoder, gateway_options)
+    return (
+        _deployment(GatewayDeployment)
+        .options(**gateway_serve)
+        .bind(encoder, decoder, adapter_registry, gateway_options)
+    )
 
 
 def proxy_door_environment(args: dict[str, Any]) -> dict[str, str]:

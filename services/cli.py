@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=DIR",
         help="serve the PEFT LoRA adapter in DIR as model NAME beside the base (repeatable)",
     )
+    serve.add_argument(
+        "--lora-root",
+        type=Path,
+        metavar="DIR",
+        help="let POST /v1/load_lora_adapter load PEFT adapters from under DIR at run time",
+    )
     serve.add_argument("--api-keys-file", help="tenants and key digests (YAML); without it, no key is needed")
     serve.set_defaults(handler=_serve)
     return parser
@@ -144,8 +150,11 @@ def _serve(args: argparse.Namespace) -> int:
             return _fail(f"{directory} is not a PEFT adapter directory (no adapter_config.json)")
         adapters[name] = str(Path(directory).resolve())
     overrides = local_args(model, args.device, args.api_keys_file, args.dtype)
-    if adapters:
-        overrides["decoder"] = {"lora": {"adapters": adapters}}
+    if args.lora_root is not None and not args.lora_root.is_dir():
+        return _fail(f"--lora-root {args.lora_root} is not a directory")
+    lora = {"adapters": adapters} | ({} if args.lora_root is None else {"adapter_root": str(args.lora_root.resolve())})
+    if adapters or args.lora_root is not None:
+        overrides["decoder"] = {"lora": lora}
     application = load_application().with_args(overrides)
     serve_until_signalled(application, args.host, args.port, announce)
     return 0

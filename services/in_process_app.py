@@ -14,8 +14,10 @@ from services.gateway.app import create_app
 from services.gateway.gateway import Gateway
 from services.gateway.options import AuthOptions, GatewayOptions
 from services.in_process_backends import InProcessBackends
+from services.llm_decoder.adapter_loader import AdapterLoading
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.messages import CONFIGURED_REVISION, AdapterRef
 from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
@@ -34,9 +36,10 @@ def build_in_process_app(
     stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
     dtype: DTypeName = "auto",
     lora_adapters: dict[str, Path] | None = None,
+    adapter_root: Path | None = None,
 ) -> FastAPI:
-    """`lora_adapters`: model id -> PEFT adapter directory, served beside the base (the engine config must
-    give them slots: `max_loras`)."""
+    """`lora_adapters`: model id -> PEFT adapter directory, served beside the base; `adapter_root`: where
+    `POST /v1/load_lora_adapter` may load others from (the engine config must give adapters slots: `max_loras`)."""
     configure_tracing("flashvqa")  # one process: every span under one service name
     torch_device = resolve_device(device)
     torch_dtype = model_dtype(model_dir, torch_device, dtype)
@@ -45,11 +48,13 @@ def build_in_process_app(
     encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, torch_dtype)
     llm_engine = LLMEngine(language, engine_config)
-    for name, directory in (lora_adapters or {}).items():
-        llm_engine.load_adapter(name, directory)
-    engine = AsyncLLMEngine(llm_engine, stream_interval_s=stream_interval_s)
+    configured = [AdapterRef(name, str(path), CONFIGURED_REVISION) for name, path in (lora_adapters or {}).items()]
+    loading = AdapterLoading(configured, adapter_root, max(AdapterLoading.max_held, len(configured)))
+    engine = AsyncLLMEngine(llm_engine, stream_interval_s=stream_interval_s, adapters=loading)
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
-    options = options.model_copy(update={"adapter_names": tuple(llm_engine.adapter_names)})
+    options = options.model_copy(
+        update={"adapters": tuple(configured), "runtime_lora_loading": adapter_root is not None}
+    )
     if options.max_in_flight is None:  # the one engine's capacity, as the Serve app derives it for its pool
         options = options.model_copy(update={"max_in_flight": llm_engine.config.max_requests})
     app = create_app(Gateway.create(InProcessBackends(encoder, engine), options, redis_url))

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.async_engine import AsyncLLMEngine
 from services.llm_decoder.traced_generation import generate_traced
-from services.messages import DecodeRequest, EncodeRequest, RequestOutput
+from services.messages import AdapterRef, DecodeRequest, EncodeRequest, RequestOutput
 from services.vision_encoder.encoder import VisionEncoder
 
 
@@ -33,3 +33,6 @@ class InProcessBackends:
                         encode.exception()  # the request already failed: its other images' errors go quietly
                 else:
                     encode.cancel()
+
+    async def check_adapter(self, ref: AdapterRef) -> None:
+        await self._engine.check_adapter(ref)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from ray.serve import Application
 
 from services.app_builder import AppArgs, build_app, in_flight_budget
+from services.messages import CONFIGURED_REVISION, AdapterRef
 
 ROOT = Path(__file__).parents[1]
 
@@ -61,13 +62,13 @@ def test_bad_arguments_are_refused(bad: dict) -> None:
 
 def test_the_decoder_replicas_get_the_stream_interval() -> None:
     gateway = build_app({"model": "m", "decoder": {"stream_interval_ms": 20}})._bound_deployment
-    _, decoder, _ = gateway.init_args
+    _, decoder, _, _ = gateway.init_args
     assert decoder._bound_deployment.init_args[-1] == pytest.approx(0.02)
 
 
 def test_encoder_and_decoder_replicas_get_the_dtype() -> None:
     gateway = build_app({"model": "m", "dtype": "float32"})._bound_deployment
-    encoder, decoder, _ = gateway.init_args
+    encoder, decoder, _, _ = gateway.init_args
     assert encoder._bound_deployment.init_kwargs["dtype"] == "float32"
     assert decoder._bound_deployment.init_kwargs["dtype"] == "float32"
     assert AppArgs.model_validate({"model": "m"}).dtype == "auto"
@@ -105,13 +106,27 @@ def test_serve_never_refuses_in_front_of_the_gateway() -> None:
 def test_lora_adapters_reach_the_decoder_replicas_and_the_gateways_model_list() -> None:
     args = {"model": "m", "decoder": {"lora": {"adapters": {"receipts": "/adapters/receipts"}, "max_loaded": 2}}}
     gateway = build_app(args)._bound_deployment
-    _, decoder, options = gateway.init_args
+    _, decoder, registry, options = gateway.init_args
     decoder_bound = decoder._bound_deployment
-    assert decoder_bound.init_kwargs["lora_adapters"] == {"receipts": "/adapters/receipts"}
+    receipts = AdapterRef("receipts", "/adapters/receipts", CONFIGURED_REVISION)
+    loading = decoder_bound.init_kwargs["adapters"]
+    assert (list(loading.configured), loading.root) == ([receipts], None)
     engine_config = decoder_bound.init_args[1]
     assert (engine_config.max_loras, engine_config.max_lora_rank) == (2, 16)
-    assert options.adapter_names == ("receipts",)
+    assert options.adapters == (receipts,) and not options.runtime_lora_loading
+    assert registry is None  # nothing loads at run time: each gateway replica holds the configured adapters
     # Without adapters the engine keeps no slots and wraps no layer.
     plain = build_app({"model": "m"})._bound_deployment
     assert plain.init_args[1]._bound_deployment.init_args[1].max_loras == 0
-    assert plain.init_args[2].adapter_names == ()
+    assert plain.init_args[3].adapters == ()
+
+
+def test_an_adapter_root_turns_on_runtime_loading_through_a_shared_registry() -> None:
+    args = {"model": "m", "decoder": {"lora": {"adapter_root": "/adapters", "max_held": 3}}}
+    gateway = build_app(args)._bound_deployment
+    _, decoder, registry, options = gateway.init_args
+    loading = decoder._bound_deployment.init_kwargs["adapters"]
+    assert (loading.root, loading.max_held) == (Path("/adapters"), 3)
+    assert decoder._bound_deployment.init_args[1].max_loras == 4  # slots, though none is configured
+    assert options.runtime_lora_loading
+    assert registry._bound_deployment.name == "adapter_registry"

@@ -80,13 +80,19 @@ def test_hash_api_key_prints_the_digest_the_key_file_holds(
     assert authenticator.authenticate("Bearer sk-secret").name == "t"
 
 
-def test_serve_passes_its_dtype_to_both_model_halves(
-    monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path]
-) -> None:
-    served: list[ServeApplication] = []
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[ServeApplication]:
+    """The applications `flashvqa serve` would have served, in order, instead of serving them."""
+    applications: list[ServeApplication] = []
     monkeypatch.setattr(
-        "services.local_server.serve_until_signalled", lambda application, *_: served.append(application)
+        "services.local_server.serve_until_signalled", lambda application, *_: applications.append(application)
     )
+    return applications
+
+
+def test_serve_passes_its_dtype_to_both_model_halves(
+    served: list[ServeApplication], tiny_model_dirs: dict[str, Path]
+) -> None:
     assert main(["serve", "--model", str(tiny_model_dirs["glm4v"]), "--dtype", "bfloat16"]) == 0
     assert AppArgs.model_validate(served[0].args).dtype == "bfloat16"
     assert main(["serve", "--model", str(tiny_model_dirs["glm4v"])]) == 0
@@ -94,12 +100,8 @@ def test_serve_passes_its_dtype_to_both_model_halves(
 
 
 def test_serve_passes_its_lora_adapters_to_the_decoder_and_refuses_a_malformed_one(
-    monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+    served: list[ServeApplication], tiny_model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    served: list[ServeApplication] = []
-    monkeypatch.setattr(
-        "services.local_server.serve_until_signalled", lambda application, *_: served.append(application)
-    )
     adapter = tmp_path / "receipts"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
@@ -113,4 +115,16 @@ def test_serve_passes_its_lora_adapters_to_the_decoder_and_refuses_a_malformed_o
     assert "NAME=DIR" in capsys.readouterr().err
     assert main(["serve", "--model", model, "--lora-adapter", f"x={tmp_path}"]) != 0
     assert "not a PEFT adapter directory" in capsys.readouterr().err
+    assert len(served) == 1
+
+
+def test_serve_lora_root_turns_on_runtime_loading_from_that_directory(
+    served: list[ServeApplication], tiny_model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model = str(tiny_model_dirs["glm4v"])
+    assert main(["serve", "--model", model, "--lora-root", str(tmp_path)]) == 0
+    lora = AppArgs.model_validate(served[0].args).decoder.lora
+    assert (lora.adapter_root, lora.adapters) == (str(tmp_path.resolve()), {})
+    assert main(["serve", "--model", model, "--lora-root", str(tmp_path / "missing")]) != 0
+    assert "is not a directory" in capsys.readouterr().err
     assert len(served) == 1

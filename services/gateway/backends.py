@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from services.messages import DecodeRequest, EncodeRequest, RequestOutput
+from services.messages import AdapterRef, DecodeRequest, EncodeRequest, RequestOutput
 
 
 class Backends(Protocol):
     def generate(self, request: DecodeRequest, images: list[EncodeRequest]) -> AsyncIterator[RequestOutput]:
         """Encode `images` and stream the decoder's outputs; closing the iterator aborts the request and its
         encodes."""
+
+    async def check_adapter(self, ref: AdapterRef) -> None:
+        """Have a decoder replica read and register `ref`'s adapter. Raises AdapterLoadError."""

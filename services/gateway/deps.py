@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 
 from services.gateway.admission.admission import Admitted
 from services.gateway.gateway import Gateway
+from services.gateway.telemetry.request_record import current_record
 
 
 def get_gateway(request: Request) -> Gateway:
@@ -20,7 +21,11 @@ def get_gateway(request: Request) -> Gateway:
 async def admitted_caller(
     gateway: Annotated[Gateway, Depends(get_gateway)], authorization: Annotated[str | None, Header()] = None
 ) -> Admitted:
-    return await gateway.admission.admit(authorization)
+    admitted = await gateway.admission.admit(authorization)
+    record = current_record()
+    if record is not None:
+        record.tenant = admitted.tenant.name
+    return admitted
 
 
 async def request_deadline(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.image_input import ImageLimits
 from services.gateway.cache.response_cache import ResponseCacheOptions
 from services.gateway.images.remote_image_options import RemoteImageOptions
+from services.messages import AdapterRef
 from services.provenance import ProvenanceOptions
 from services.safety import SafetyOptions
 
@@ -60,11 +61,8 @@ class GatewaySettings(BaseModel):
 
 class GatewayOptions(GatewaySettings):
     model_name: str = Field(description="the model id clients name in requests and see in /v1/models")
-    adapter_names: tuple[str, ...] = Field((), description="the LoRA adapters the decoders serve: model ids too")
-
-    def adapter_for(self, model: str | None) -> str | None:
-        """The adapter a request's `model` names; None for the base model (named, or left out)."""
-        return model if model in self.adapter_names else None
+    adapters: tuple[AdapterRef, ...] = Field((), description="the LoRA adapters configured for the decoders")
+    runtime_lora_loading: bool = Field(False, description="the decoders load adapters at run time (an adapter root)")
 
     @property
     def image_limits(self) -> ImageLimits:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import TypeVar, cast
 
@@ -15,7 +15,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
 from services.gateway.api.errors import ServiceUnavailableError
-from services.messages import DecodeRequest, EncodeRequest, RequestOutput
+from services.messages import AdapterRef, DecodeRequest, EncodeRequest, RequestOutput
 
 # A full Serve queue, or a replica that died mid-request (Ray restarts it).
 _UNAVAILABLE = (BackPressureError, DeploymentUnavailableError, RayActorError)
@@ -30,29 +30,24 @@ class RayBackends:
         # each embedding and forward its bytes itself.
         self._encoder = encoder.options(_by_reference=True)
         self._decoder = decoder.options(stream=True, _by_reference=True)
+        self._decoder_calls = decoder.options(stream=False)
 
     async def generate(self, request: DecodeRequest, images: list[EncodeRequest]) -> AsyncIterator[RequestOutput]:
         encodes = [as_own_serve_request(partial(self._encoder.encode.remote, image)) for image in images]
         stream: DeploymentResponseGenerator | None = None
         finished = False
         try:
-            # Object refs of encodes that are assigned but not necessarily done: the decoder request sets
-            # off at once and the decoder awaits the embeddings itself, fetching them from the encoder.
-            object_refs = [await cast(DeploymentResponse, response)._to_object_ref() for response in encodes]
-            stream = cast(
-                DeploymentResponseGenerator,
-                as_own_serve_request(partial(self._decoder.generate.remote, request, object_refs)),
-            )
-            async for output in stream:
-                finished = output.finished
-                yield output
-        except (RayTaskError, *_UNAVAILABLE) as error:
-            # A full Serve queue may arrive wrapped as the decoder's task error (the decoder's own call to the
-            # encoder was refused): unwrapped, it is still a 503 of ours, never Serve's plain-text answer.
-            cause = _cause(error) if isinstance(error, RayTaskError) else error
-            if isinstance(cause, _UNAVAILABLE):
-                raise ServiceUnavailableError("the encoder or decoder pool is full or restarting") from cause
-            raise cause from None
+            with _errors_of_replicas():
+                # Object refs of encodes that are assigned but not necessarily done: the decoder request sets
+                # off at once and the decoder awaits the embeddings itself, fetching them from the encoder.
+                object_refs = [await cast(DeploymentResponse, response)._to_object_ref() for response in encodes]
+                stream = cast(
+                    DeploymentResponseGenerator,
+                    as_own_serve_request(partial(self._decoder.generate.remote, request, object_refs)),
+                )
+                async for output in stream:
+                    finished = output.finished
+                    yield output
         finally:
             if not finished:
                 # Encodes still waiting for a replica leave the router's queue; running ones are dropped. A
@@ -61,6 +56,24 @@ class RayBackends:
                 for response in [*encodes, *([stream] if stream is not None else [])]:
                     with contextlib.suppress(*_UNAVAILABLE):
                         response.cancel()
+
+    async def check_adapter(self, ref: AdapterRef) -> None:
+        with _errors_of_replicas():
+            await as_own_serve_request(partial(self._decoder_calls.check_adapter.remote, ref))
+
+
+@contextlib.contextmanager
+def _errors_of_replicas() -> Iterator[None]:
+    """Raise what a replica raised, without Ray's wrappers. A full Serve queue may arrive wrapped as the
+    decoder's task error (the decoder's own call to the encoder was refused): unwrapped, it is still a 503 of
+    ours, never Serve's plain-text answer."""
+    try:
+        yield
+    except (RayTaskError, *_UNAVAILABLE) as error:
+        cause = _cause(error) if isinstance(error, RayTaskError) else error
+        if isinstance(cause, _UNAVAILABLE):
+            raise ServiceUnavailableError("the encoder or decoder pool is full or restarting") from cause
+        raise cause from None
 
 
 def as_own_serve_request(call: Callable[[], T]) -> T:

@@ -18,11 +18,14 @@ from services.gateway.api.protocol import (
     ChatMessage,
     ImagePart,
     ImageURL,
+    LoadLoRAAdapterRequest,
+    LoRAAdapterCard,
     ModelCard,
     ModelList,
     ResponseFormat,
     StreamOptions,
     TextPart,
+    UnloadLoRAAdapterRequest,
     new_completion_id,
     parse_response_format,
 )
@@ -102,10 +105,32 @@ async def vqa(
 
 @router.get("/v1/models")
 async def models(gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None) -> ModelList:
-    gateway.admission.authenticate(authorization)
-    options = gateway.options
-    adapters = [ModelCard(id=name, parent=options.model_name) for name in options.adapter_names]
-    return ModelList(data=[ModelCard(id=options.model_name), *adapters])
+    """The base model and the LoRA adapters this caller may use."""
+    tenant = gateway.admission.authenticate(authorization)
+    base = gateway.models.base
+    ids = await gateway.models.ids(tenant)
+    return ModelList(data=[ModelCard(id=name, parent=None if name == base else base) for name in ids])
+
+
+@router.post("/v1/load_lora_adapter")
+async def load_lora_adapter(
+    body: LoadLoRAAdapterRequest, gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+) -> LoRAAdapterCard:
+    """Serve the PEFT adapter at `lora_path` as model `lora_name` from every decoder replica (an admin key's
+    call when API keys are on). A bad adapter is a 400 and changes nothing."""
+    gateway.admission.authenticate_admin(authorization)
+    await gateway.models.load(body.lora_name, body.lora_path, body.load_inplace)
+    return LoRAAdapterCard(id=body.lora_name, parent=gateway.models.base, status="loaded")
+
+
+@router.post("/v1/unload_lora_adapter")
+async def unload_lora_adapter(
+    body: UnloadLoRAAdapterRequest, gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+) -> LoRAAdapterCard:
+    """Stop serving adapter `lora_name`; answers underway finish."""
+    gateway.admission.authenticate_admin(authorization)
+    await gateway.models.unload(body.lora_name)
+    return LoRAAdapterCard(id=body.lora_name, parent=gateway.models.base, status="unloaded")
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -135,9 +160,10 @@ async def _complete(
     gateway: Gateway, body: ChatCompletionRequest, admitted: Admitted, deadline: float
 ) -> JSONResponse | StreamingResponse:
     completion_id = new_completion_id()
-    model = gateway.options.adapter_for(body.model) or gateway.options.model_name
+    served = await gateway.models.resolve(body.model, admitted.tenant)
+    model = served.id
     report = RequestReport()
-    outputs = gateway.chat.outputs(body, completion_id, admitted.tenant, deadline, report)
+    outputs = gateway.chat.outputs(body, served, completion_id, admitted.tenant, deadline, report)
     if not body.stream:
         response = await completion_response(outputs, completion_id, model, body.return_token_ids, report)
         return JSONResponse(response, headers=admitted.headers | report.headers())

@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from services.common.image_embedding import ImageEmbedding
+from services.llm_decoder.adapter_loader import AdapterLoader, AdapterLoading
 from services.llm_decoder.decode_timings import DecodeTimings
 from services.llm_decoder.engine import EngineStats, LLMEngine, StepFailed, TokenOutput
 from services.llm_decoder.engine.sequence import Sequence
-from services.messages import DecodeRequest, EngineDeadError, QueueFullError, RequestOutput, StepError
+from services.messages import AdapterRef, DecodeRequest, EngineDeadError, QueueFullError, RequestOutput, StepError
 from services.telemetry.metrics import metrics
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,15 @@ MAX_FAILED_STEPS_IN_A_ROW = 3
 
 class AsyncLLMEngine:
     def __init__(
-        self, engine: LLMEngine, replica: str = "local", stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S
+        self,
+        engine: LLMEngine,
+        replica: str = "local",
+        stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
+        adapters: AdapterLoading | None = None,
     ) -> None:
         """`stream_interval_s`: the least time between two messages of a stream (its first and last go at once);
-        0 sends every step's output as it comes (or merged, when the consumer has fallen behind)."""
+        0 sends every step's output as it comes (or merged, when the consumer has fallen behind). `adapters`:
+        the LoRA adapters read at start and where others may be read from."""
         self._engine = engine
         self._streams: dict[str, asyncio.Queue[RequestOutput | BaseException]] = {}
         self._timings: dict[str, DecodeTimings] = {}
@@ -62,6 +68,7 @@ class AsyncLLMEngine:
         # running answers meanwhile, and one at a time (a fast tokenizer is not safe for concurrent calls).
         self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-preparation")
         self._stepper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-step")
+        self._adapters = AdapterLoader(engine, adapters or AdapterLoading(), self._preparer, self._start)
 
     @property
     def is_healthy(self) -> bool:
@@ -74,9 +81,28 @@ class AsyncLLMEngine:
         when given, is filled in as the request passes through the engine's steps."""
         if self._error is not None:
             raise EngineDeadError("the decoder engine has failed") from self._error
+        if request.adapter is None:
+            async for output in self._generate(request, images, None, timings):
+                yield output
+            return
+        adapter = await self._adapters.acquire(request.adapter)
+        try:
+            async for output in self._generate(request, images, adapter, timings):
+                yield output
+        finally:
+            self._adapters.release(request.adapter)
+
+    async def check_adapter(self, ref: AdapterRef) -> None:
+        """Read and register `ref`'s adapter here, as a request naming it would. Raises AdapterLoadError."""
+        await self._adapters.acquire(ref)
+        self._adapters.release(ref)
+
+    async def _generate(
+        self, request: DecodeRequest, images: list[ImageEmbedding], adapter: str | None, timings: DecodeTimings | None
+    ) -> AsyncIterator[RequestOutput]:
         request_id = request.request_id
         sequence = await asyncio.get_running_loop().run_in_executor(
-            self._preparer, self._engine.prepare, request, images
+            self._preparer, self._engine.prepare, request, images, adapter
         )
         if sequence.grammar is not None:
             # Shielded: the compilation is cached and shared with other requests of the same schema, and must
@@ -189,6 +215,7 @@ class AsyncLLMEngine:
             self._preemptions_exported = stats.num_preemptions
 
     def _apply_pending(self) -> None:
+        self._adapters.between_steps()
         adds, self._to_add = self._to_add, []
         for sequence in adds:
             if sequence.request_id in self._to_abort:
@@ -225,6 +252,7 @@ class AsyncLLMEngine:
     def _fail_all(self, error: BaseException) -> None:
         self._error = error
         dead = error if isinstance(error, EngineDeadError) else EngineDeadError(f"the decoder engine failed: {error}")
+        self._adapters.fail(dead)
         for request_id in list(self._streams):
             self._deliver(request_id, dead)
 

@@ -11,10 +11,11 @@ from ray import serve
 from services.autoscaling.signals import KV_CACHE_USAGE, RUNNING_SEQUENCES, WAITING_SEQUENCES
 from services.common.device import resolve_device, set_torch_threads
 from services.common.dtype_name import DTypeName
+from services.llm_decoder.adapter_loader import AdapterLoading
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, EngineStats, LLMEngine
 from services.llm_decoder.traced_generation import generate_traced
-from services.messages import DecodeRequest, EngineDeadError, RequestOutput
+from services.messages import AdapterRef, DecodeRequest, EngineDeadError, RequestOutput
 from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.telemetry.replica import replica_name, set_up_replica_telemetry
@@ -30,23 +31,28 @@ class LLMDecoderDeployment:
         torch_threads: int | None = None,
         stream_interval_s: float = DEFAULT_STREAM_INTERVAL_S,
         dtype: DTypeName = "auto",
-        lora_adapters: dict[str, str] | None = None,
+        adapters: AdapterLoading | None = None,
     ) -> None:
+        """`adapters`: the LoRA adapters read at start (a bad one fails the replica's start, loudly) and where
+        others may be read from."""
         set_up_replica_telemetry("flashvqa-llm-decoder")
         set_torch_threads(torch_threads)
         torch_device = resolve_device(device)
         model = Path(model_dir)
         language = LanguageHalf(model, torch_device, model_dtype(model, torch_device, dtype))
         engine = LLMEngine(language, engine_config)
-        for name, directory in (lora_adapters or {}).items():
-            engine.load_adapter(name, Path(directory))  # a bad adapter fails the replica's start, loudly
-        self._engine = AsyncLLMEngine(engine, replica_name(), stream_interval_s)
+        self._engine = AsyncLLMEngine(engine, replica_name(), stream_interval_s, adapters)
 
     async def generate(self, request: DecodeRequest, image_refs: list[Any]) -> AsyncIterator[RequestOutput]:
         """Stream a request's outputs. `image_refs` are object references to the encoder's results, fetched
         here straight from the encoder; cancelling the call (a client that went away) aborts the sequence."""
         async for output in generate_traced(self._engine, request, image_refs):
             yield output
+
+    async def check_adapter(self, ref: AdapterRef) -> None:
+        """Read and register an adapter, as a request naming it would: the gateway's check before it serves one
+        loaded at run time. Raises AdapterLoadError."""
+        await self._engine.check_adapter(ref)
 
     def stats(self) -> EngineStats:
         return self._engine.stats()

@@ -26,7 +26,10 @@ async def generate_traced(
     span = tracer.start_span(
         "llm_decoder",
         context=context_from(request.trace_context),
-        attributes={"flashvqa.request_id": request.request_id},
+        attributes={
+            "flashvqa.request_id": request.request_id,
+            "flashvqa.adapter": "" if request.adapter is None else request.adapter.key,
+        },
     )
     try:
         raise_if_expired(request.deadline, "the decoder took the request")

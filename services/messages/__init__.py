@@ -2,9 +2,10 @@
 
 Torch-free by rule (tests/test_import_rules.py): the gateway imports these and no model code."""
 
+from services.messages.adapter_ref import CONFIGURED_REVISION, AdapterRef
 from services.messages.decode_request import DecodeRequest
 from services.messages.decoder_errors import (
-    AdapterInUseError,
+    AdapterLoadError,
     AdapterNotFoundError,
     ContextLengthError,
     EngineDeadError,
@@ -21,8 +22,10 @@ from services.messages.request_output import RequestOutput
 from services.messages.sampling_params import SamplingParams
 
 __all__ = [
-    "AdapterInUseError",
+    "CONFIGURED_REVISION",
+    "AdapterLoadError",
     "AdapterNotFoundError",
+    "AdapterRef",
     "ContextLengthError",
     "DecodeRequest",
     "EncodeRequest",

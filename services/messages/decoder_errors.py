@@ -39,8 +39,11 @@ class AdapterNotFoundError(EngineError):
     param = "model"
 
 
-class AdapterInUseError(EngineError):
-    """An adapter cannot be unloaded while requests are being answered with it (409); retry when they end."""
+class AdapterLoadError(EngineError):
+    """An adapter's files cannot be served by this decoder: missing or corrupt files, another base model's
+    shapes, a rank over the limit, a path outside the adapter root. Loading it changed nothing."""
+
+    param = "lora_path"
 
 
 class EngineDeadError(RuntimeError):

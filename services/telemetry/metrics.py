@@ -19,18 +19,23 @@ class FlashvqaMetrics:
         self.backend = backend
         counter, histogram, gauge = backend.counter, backend.histogram, backend.gauge
         # The gateway: what the client sees.
-        self.requests = counter("flashvqa_requests_total", "HTTP requests answered", ("route", "status"))
+        # `model`: the model id that answered, the base or a LoRA adapter ("" before one was resolved).
+        self.requests = counter("flashvqa_requests_total", "HTTP requests answered", ("route", "status", "model"))
         self.request_duration = histogram(
             "flashvqa_request_duration_seconds", "request to last byte", SECONDS, ("route",)
         )
         self.time_to_first_token = histogram(
-            "flashvqa_time_to_first_token_seconds", "request to the first output (text or finish)", SECONDS
+            "flashvqa_time_to_first_token_seconds", "request to the first output (text or finish)", SECONDS, ("model",)
         )
         self.time_per_output_token = histogram(
-            "flashvqa_time_per_output_token_seconds", "first to last output, per later token", TOKEN_SECONDS
+            "flashvqa_time_per_output_token_seconds", "first to last output, per later token", TOKEN_SECONDS, ("model",)
         )
-        self.prompt_tokens = histogram("flashvqa_prompt_tokens", "prompt tokens per request, images included", TOKENS)
-        self.completion_tokens = histogram("flashvqa_completion_tokens", "completion tokens per request", TOKENS)
+        self.prompt_tokens = histogram(
+            "flashvqa_prompt_tokens", "prompt tokens per request, images included", TOKENS, ("model",)
+        )
+        self.completion_tokens = histogram(
+            "flashvqa_completion_tokens", "completion tokens per request", TOKENS, ("model",)
+        )
         self.image_pixels = histogram("flashvqa_image_pixels", "pixels of each image as sent", PIXELS)
         self.gateway_stage = histogram(
             "flashvqa_gateway_stage_seconds", "the gateway's own stages", SECONDS, ("stage",)

@@ -22,6 +22,7 @@ from services.gateway.api.errors import (
 )
 from services.gateway.images.provenance_gate import ProvenancePolicyViolation
 from services.messages import (
+    AdapterLoadError,
     AdapterNotFoundError,
     ContextLengthError,
     EngineDeadError,
@@ -108,6 +109,14 @@ CLIENT_CASES: dict[str, Case] = {
         "model",
         "model_not_found",
         "the model 'receipts' does not exist",
+    ),
+    "adapter-whose-files-went-away-is-unavailable": Case(
+        AdapterLoadError("adapter 'receipts' cannot be served: no adapter_model.safetensors"),
+        503,
+        "server_error",
+        None,
+        "adapter_unavailable",
+        "adapter 'receipts' cannot be served: no adapter_model.safetensors",
     ),
     "context-length-names-max-tokens": Case(
         ContextLengthError("prompt plus max_tokens is 9000 tokens; the context is 8192", "max_tokens"),

@@ -94,3 +94,10 @@ def test_an_unknown_model_is_a_404_model_not_found(client: httpx.Client) -> None
     assert response.status_code == 404
     error = response.json()["error"]
     assert (error["code"], error["param"]) == ("model_not_found", "model")
+
+
+def test_without_an_adapter_root_nothing_loads_at_run_time(client: httpx.Client, adapters: dict[str, Path]) -> None:
+    response = client.post("/v1/load_lora_adapter", json={"lora_name": "again", "lora_path": str(adapters["receipts"])})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "lora_loading_disabled"
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["tiny-glm4v", "moderation", "receipts"]

@@ -66,13 +66,13 @@ def test_requests_move_every_metric_by_their_amounts(client: httpx.Client) -> No
     def count(name: str, **labels: str) -> float:
         return moved(before, after, name, **labels)
 
-    assert count("flashvqa_requests_total", route=CHAT, status="200") == 3
-    assert count("flashvqa_requests_total", route=CHAT, status="400") == 1
+    assert count("flashvqa_requests_total", route=CHAT, status="200", model="tiny") == 3
+    assert count("flashvqa_requests_total", route=CHAT, status="400", model="") == 1  # refused before a model
     assert count("flashvqa_request_duration_seconds_count", route=CHAT) == 4
-    assert count("flashvqa_time_to_first_token_seconds_count") == 3
-    assert count("flashvqa_time_per_output_token_seconds_count") == 3
-    assert count("flashvqa_completion_tokens_sum") == 12
-    assert count("flashvqa_prompt_tokens_count") == 3
+    assert count("flashvqa_time_to_first_token_seconds_count", model="tiny") == 3
+    assert count("flashvqa_time_per_output_token_seconds_count", model="tiny") == 3
+    assert count("flashvqa_completion_tokens_sum", model="tiny") == 12
+    assert count("flashvqa_prompt_tokens_count", model="tiny") == 3
     assert count("flashvqa_image_pixels_sum") == 3 * 96 * 64
     assert count("flashvqa_gateway_stage_seconds_count", stage="image.decode") == 3
     assert count("flashvqa_response_cache_lookups_total", result="miss") == 2  # the second request is a hit
@@ -115,4 +115,4 @@ def test_refusals_are_counted_by_status_and_limit(limited: httpx.Client) -> None
     assert [limited.post(CHAT, json=body).status_code for _ in range(2)] == [200, 429]
     after = scrape(limited)
     assert moved(before, after, "flashvqa_rate_limit_refusals_total", limit="requests") == 1
-    assert moved(before, after, "flashvqa_requests_total", route=CHAT, status="429") == 1
+    assert moved(before, after, "flashvqa_requests_total", route=CHAT, status="429", model="") == 1

@@ -33,10 +33,11 @@ def test_one_line_per_request_with_what_happened(client: httpx.Client, caplog: p
     [line] = logged(caplog)
     assert line["request_id"] == response.headers["x-request-id"]
     assert line["trace_id"] == response.headers["traceparent"].split("-")[1]
-    assert (line["route"], line["status"], line["tenant"], line["images"]) == (
+    assert (line["route"], line["status"], line["tenant"], line["model"], line["images"]) == (
         "/v1/chat/completions",
         200,
         "anonymous",
+        "tiny",
         1,
     )
     assert line["completion_tokens"] == 3 and line["prompt_tokens"] > 0 and line["finish_reason"] == "length"

@@ -28,6 +28,19 @@ class Admission:
     def authenticate(self, authorization: str | None) -> Tenant:
         return self._authenticator.authenticate(authorization)
 
+    def authenticate_admin(self, authorization: str | None) -> Tenant:
+        """The caller, if it may administer the server (load adapters): any caller when no API keys are
+        configured, else only a tenant whose key entry says `admin: true`. Raises 401 or 403."""
+        tenant = self._authenticator.authenticate(authorization)
+        if self._authenticator.keys_required and not tenant.admin:
+            raise APIError(
+                403,
+                f"tenant {tenant.name!r} may not administer this server: that takes an admin key",
+                type="permission_error",
+                code="insufficient_permissions",
+            )
+        return tenant
+
     async def admit(self, authorization: str | None) -> Admitted:
         """Raises 401 for a bad key and 429 (with Retry-After) when the tenant is over a limit."""
         with stage("auth"):

@@ -8,6 +8,9 @@ The key file (YAML; path from `auth.api_keys_file` or `$FLASHVQA_API_KEYS_FILE`)
         key_sha256: [9f86d081884c7d65...]   # `flashvqa hash-api-key` prints this line for a key
         requests_per_minute: 10             # optional; the gateway's defaults otherwise
         tokens_per_minute: 20000
+        models: [acme-receipts]             # optional: the only model ids it may use (the base too, if listed)
+        default_model: acme-receipts        # optional: answers its requests that name no model
+        admin: false                        # true: may load and unload LoRA adapters at run time
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.gateway.api.api_error import APIError
 
@@ -33,6 +36,15 @@ class TenantConfig(BaseModel):
     key_sha256: list[str] = Field(min_length=1, description="hex SHA-256 digests of the tenant's keys")
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
+    models: list[str] | None = Field(None, description="the model ids it may use; null: every one")
+    default_model: str | None = Field(None, description="the model that answers when a request names none")
+    admin: bool = Field(False, description="may load and unload LoRA adapters")
+
+    @model_validator(mode="after")
+    def _default_is_allowed(self) -> TenantConfig:
+        if self.default_model is not None and self.models is not None and self.default_model not in self.models:
+            raise ValueError(f"tenant {self.name!r}: default_model {self.default_model!r} is not in its models")
+        return self
 
 
 class ApiKeyFile(BaseModel):
@@ -49,6 +61,12 @@ class Tenant(BaseModel):
     name: str
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    models: frozenset[str] | None = None  # None: every model
+    default_model: str | None = None
+    admin: bool = False
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
 
 def hash_api_key(key: str) -> str:
@@ -66,6 +84,9 @@ class Authenticator:
                     name=config.name,
                     requests_per_minute=config.requests_per_minute,
                     tokens_per_minute=config.tokens_per_minute,
+                    models=None if config.models is None else frozenset(config.models),
+                    default_model=config.default_model,
+                    admin=config.admin,
                 ),
             )
             for config in tenants
@@ -88,6 +109,11 @@ class Authenticator:
             return cls([], allow_anonymous=True)
         key_file = ApiKeyFile.model_validate(yaml.safe_load(Path(path).read_text()))
         return cls(key_file.tenants, allow_anonymous)
+
+    @property
+    def keys_required(self) -> bool:
+        """Whether API keys are configured (else every caller is anonymous, and may administer)."""
+        return bool(self._digests)
 
     def authenticate(self, authorization: str | None) -> Tenant:
         if not self._digests:  # open mode: whatever key a client library insists on sending

@@ -6,6 +6,7 @@ from services.common.image_input import ImageInputError
 from services.gateway.api.api_error import RETRY_AFTER_SECONDS, APIError, error_response
 from services.gateway.images.provenance_gate import ProvenancePolicyViolation
 from services.messages import (
+    AdapterLoadError,
     AdapterNotFoundError,
     ContextLengthError,
     EngineDeadError,
@@ -47,6 +48,7 @@ CLIENT_ERRORS: tuple[type[Exception], ...] = (
     PromptError,
     QueueFullError,
     AdapterNotFoundError,
+    AdapterLoadError,
     ServiceUnavailableError,
     EngineDeadError,
     StepError,
@@ -73,6 +75,8 @@ def to_api_error(error: Exception) -> APIError:
             return APIError(400, str(error), param="messages")
         case AdapterNotFoundError():  # unloaded from the decoder after the gateway let the request in
             return APIError(404, str(error), param="model", code="model_not_found")
+        case AdapterLoadError():  # its files changed or went away since the adapter was loaded
+            return APIError(503, str(error), type="server_error", code="adapter_unavailable")
         case QueueFullError():
             return APIError(
                 429,

@@ -249,3 +249,30 @@ class ModelCard(OpenAIModel):
 class ModelList(OpenAIModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class LoadLoRAAdapterRequest(BaseModel):
+    """`POST /v1/load_lora_adapter`, as vLLM takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lora_name: str = Field(min_length=1, max_length=64, description="the model id requests will name it by")
+    lora_path: str = Field(
+        min_length=1, max_length=4096, description="the adapter directory, under the decoders' adapter root"
+    )
+    load_inplace: bool = Field(False, description="replace an adapter of that name (answers underway finish)")
+
+
+class UnloadLoRAAdapterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lora_name: str = Field(min_length=1, max_length=64)
+
+
+class LoRAAdapterCard(OpenAIModel):
+    """What a load or unload answers: the adapter as `/v1/models` lists it."""
+
+    id: str
+    object: Literal["lora_adapter"] = "lora_adapter"
+    parent: str
+    status: Literal["loaded", "unloaded"]

@@ -19,6 +19,7 @@ from services.gateway.cache.response_cache import ResponseCache, cache_key, deco
 from services.gateway.chat.content_checks import ContentChecks, ImageChecks, counted
 from services.gateway.chat.request_validation import prompt_text, validate_request
 from services.gateway.images.message_images import MessageImages, TemplatedMessages
+from services.gateway.lora.served_models import ServedModel
 from services.gateway.options import GatewayOptions
 from services.gateway.telemetry.answer_observer import AnswerObserver
 from services.gateway.telemetry.request_record import RequestRecord, current_record, stage
@@ -46,13 +47,19 @@ class ChatService:
         self._policy_version = hashlib.blake2b(options.safety.model_dump_json().encode(), digest_size=8).hexdigest()
 
     async def outputs(
-        self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float, report: RequestReport
+        self,
+        request: ChatCompletionRequest,
+        served: ServedModel,
+        request_id: str,
+        tenant: Tenant,
+        deadline: float,
+        report: RequestReport,
     ) -> AsyncIterator[RequestOutput]:
-        """The decoder's outputs for this request, until `deadline` (event loop time). Client errors and
-        blocked content raise before the first output; `report` collects what the checks found."""
-        observer = AnswerObserver(current_record())
+        """`served`'s outputs for this request, until `deadline` (event loop time). Client errors and blocked
+        content raise before the first output; `report` collects what the checks found."""
+        observer = AnswerObserver(current_record(), served.id)
         try:
-            async with aclosing(self._outputs(request, request_id, tenant, deadline, report)) as outputs:
+            async with aclosing(self._outputs(request, served, request_id, tenant, deadline, report)) as outputs:
                 async for output in outputs:
                     observer.observe(output)
                     yield output
@@ -60,7 +67,13 @@ class ChatService:
             observer.close()
 
     async def _outputs(
-        self, request: ChatCompletionRequest, request_id: str, tenant: Tenant, deadline: float, report: RequestReport
+        self,
+        request: ChatCompletionRequest,
+        served: ServedModel,
+        request_id: str,
+        tenant: Tenant,
+        deadline: float,
+        report: RequestReport,
     ) -> AsyncGenerator[RequestOutput, None]:
         record = current_record()
         templated = await self._admit(request, tenant, record, report)
@@ -70,7 +83,7 @@ class ChatService:
         checks = self._checks.start_provenance(templated.uploads)
         try:
             params = request.to_sampling_params()
-            key = self._cache_key(request, params, templated)
+            key = self._cache_key(request, served, params, templated)
             cached = await self._cached(key, request_id, record) if key is not None else None
             if cached is not None:
                 answer, flags = cached
@@ -81,7 +94,7 @@ class ChatService:
             self._checks.start_image_safety(templated.images, checks)
             outputs: list[RequestOutput] = []
             async with aclosing(
-                self._checked_answer(request, request_id, params, templated, deadline, checks, report)
+                self._checked_answer(request, served, request_id, params, templated, deadline, checks, report)
             ) as stream:
                 async for output in stream:
                     outputs.append(output)
@@ -102,7 +115,6 @@ class ChatService:
         """Validate, check the prompt, take out and decode the images, and charge the prompt's tokens."""
         text = prompt_text(request.messages)
         if record is not None:
-            record.tenant = tenant.name
             record.prompt = text if prompts_logged() else None
         validate_request(request, text, self.options)
         self._checks.check_prompt(text, report)
@@ -114,12 +126,12 @@ class ChatService:
         return templated
 
     def _cache_key(
-        self, request: ChatCompletionRequest, params: SamplingParams, templated: TemplatedMessages
+        self, request: ChatCompletionRequest, served: ServedModel, params: SamplingParams, templated: TemplatedMessages
     ) -> str | None:
         if self._cache is None or not is_cacheable(params, self.options.cache):
             return None
         return cache_key(
-            self.options.adapter_for(request.model) or self.options.model_name,
+            served.cache_name,
             templated.messages,
             [image.content_hash for image in templated.images],
             params,
@@ -143,6 +155,7 @@ class ChatService:
     async def _checked_answer(
         self,
         request: ChatCompletionRequest,
+        served: ServedModel,
         request_id: str,
         params: SamplingParams,
         templated: TemplatedMessages,
@@ -156,7 +169,7 @@ class ChatService:
         carrier = current_carrier()
         hashes = [image.content_hash for image in templated.images]
         encodes = [EncodeRequest(image, wall_deadline, carrier) for image in templated.images]
-        adapter = self.options.adapter_for(request.model)
+        adapter = served.adapter
         decode_request = DecodeRequest(
             request_id,
             templated.messages,
@@ -164,7 +177,7 @@ class ChatService:
             request.enable_thinking,
             wall_deadline,
             carrier,
-            conversation_affinity_key(templated.messages, hashes, adapter),
+            conversation_affinity_key(templated.messages, hashes, None if adapter is None else adapter.key),
             adapter,
         )
         answer_checker = self._checks.answer_checker()

@@ -19,14 +19,6 @@ def prompt_text(messages: list[ChatMessage]) -> str:
 
 
 def validate_request(request: ChatCompletionRequest, text: str, options: GatewayOptions) -> None:
-    if request.model not in (None, options.model_name, *options.adapter_names):
-        served = ", ".join(repr(name) for name in (options.model_name, *options.adapter_names))
-        raise APIError(
-            404,
-            f"model {request.model!r} does not exist; this server serves {served}",
-            param="model",
-            code="model_not_found",
-        )
     if len(request.messages) > options.max_messages:
         raise APIError(
             400, f"{len(request.messages)} messages; at most {options.max_messages} are accepted", param="messages"

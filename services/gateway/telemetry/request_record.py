@@ -24,6 +24,7 @@ class RequestRecord:
     trace_id: str | None = None
     status: int | None = None
     tenant: str | None = None
+    model: str | None = None  # the model id that answered: the base or a LoRA adapter
     images: int = 0
     cache: str | None = None  # "hit" or "miss" when the response cache was consulted
     prompt_tokens: int | None = None
@@ -40,6 +41,7 @@ class RequestRecord:
             "route": self.route,
             "status": self.status,
             "tenant": self.tenant,
+            "model": self.model,
             "duration_ms": _ms(duration_s),
             "images": self.images,
             "cache": self.cache,

@@ -46,7 +46,13 @@ class RequestTelemetry:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":  # FastAPI ends its span with the last body message
                 record.status = message["status"]
-                span.set_attributes({"flashvqa.request_id": record.request_id, "flashvqa.tenant": record.tenant or ""})
+                span.set_attributes(
+                    {
+                        "flashvqa.request_id": record.request_id,
+                        "flashvqa.tenant": record.tenant or "",
+                        "flashvqa.model": record.model or "",
+                    }
+                )
                 message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
@@ -56,6 +62,6 @@ class RequestTelemetry:
         finally:
             status = record.status = record.status or 500  # nothing sent: the server error handler answers
             duration = time.perf_counter() - record.started
-            metrics().requests.inc(route=route, status=str(status))
+            metrics().requests.inc(route=route, status=str(status), model=record.model or "")
             metrics().request_duration.observe(duration, route=route)
             log_request(record.log_fields(duration))

@@ -29,7 +29,6 @@ from services.llm_decoder.engine.step_failed import StepFailed
 from services.llm_decoder.engine.structured_output import GrammarCompiler, TokenMasker
 from services.llm_decoder.engine.token_output import TokenOutput
 from services.messages import (
-    AdapterInUseError,
     AdapterNotFoundError,
     ContextLengthError,
     DecodeRequest,
@@ -37,9 +36,13 @@ from services.messages import (
     SamplingParams,
 )
 from services.models.language_half import LanguageHalf
-from services.models.lora import AdapterError, AdapterPool, load_peft_adapter
+from services.models.lora import AdapterError, AdapterPool, LoRAAdapter, load_peft_adapter
 
 logger = logging.getLogger(__name__)
+
+
+class AdapterInUseError(RuntimeError):
+    """An adapter cannot be unloaded or replaced while sequences are being answered with it."""
 
 
 @dataclass(frozen=True)
@@ -93,19 +96,20 @@ class LLMEngine:
         enable_thinking: bool = False,
         adapter: str | None = None,
     ) -> Sequence:
-        """Queue a request (after compiling its grammar, if it has one).
-        Raises PromptError, ContextLengthError, GrammarError or QueueFullError."""
-        sequence = self.prepare(DecodeRequest(request_id, messages, params, enable_thinking, adapter=adapter), images)
+        """Queue a request (after compiling its grammar, if it has one), answered with the loaded adapter
+        `adapter` if given. Raises PromptError, ContextLengthError, GrammarError or QueueFullError."""
+        sequence = self.prepare(DecodeRequest(request_id, messages, params, enable_thinking), images, adapter)
         if sequence.grammar is not None:
             wait([sequence.grammar])
         self.enqueue(sequence)
         return sequence
 
-    def prepare(self, request: DecodeRequest, images: list[ImageEmbedding]) -> Sequence:
+    def prepare(self, request: DecodeRequest, images: list[ImageEmbedding], adapter: str | None = None) -> Sequence:
         """Render and check a request, and start compiling its grammar, without touching the queues (safe while
-        a step runs elsewhere). Raises PromptError or ContextLengthError."""
+        a step runs elsewhere). `adapter`: the name a loaded adapter answers it under (`request.adapter` is for
+        whoever loads it). Raises PromptError, ContextLengthError or AdapterNotFoundError."""
         params = request.params
-        hash_root = self._adapter_root(request.adapter)
+        hash_root = self._adapter_root(adapter)
         grids = [image.grid_thw for image in images]
         prompt = self.language.render_prompt(request.messages, grids, request.enable_thinking)
         self.language.check_images(prompt, images)
@@ -133,16 +137,24 @@ class LLMEngine:
             stop_token_ids=stop_ids,
             generator=_generator(params.seed, self.runner.device),
             grammar=self.grammars.compile(params.grammar) if params.grammar else None,
-            adapter=request.adapter,
+            adapter=adapter,
             hash_root=hash_root,
         )
 
     def load_adapter(self, name: str, directory: Path) -> None:
         """Serve the PEFT LoRA adapter in `directory` as `name` (replacing one of that name). Between steps, on
         the engine's thread. Raises AdapterError, changing nothing, if it cannot run on this model."""
-        pool = self._adapter_pool()
-        self._refuse_if_in_use(name)
-        pool.register(load_peft_adapter(name, directory, self.language.text_model, pool.max_rank))
+        self.register_adapter(self.read_adapter(name, directory))
+
+    def read_adapter(self, name: str, directory: Path) -> LoRAAdapter:
+        """Read and check an adapter for this model without serving it (safe while a step runs elsewhere).
+        Raises AdapterError."""
+        return load_peft_adapter(name, directory, self.language.text_model, self._adapter_pool().max_rank)
+
+    def register_adapter(self, adapter: LoRAAdapter) -> None:
+        """Serve an adapter that `read_adapter` gave. Between steps, on the engine's thread."""
+        self._refuse_if_in_use(adapter.name)
+        self._adapter_pool().register(adapter)
 
     def unload_adapter(self, name: str) -> None:
         """Stop serving adapter `name`; sequences already answering with it finish first."""
@@ -169,7 +181,7 @@ class LLMEngine:
         """The root of the prompt's KV block hashes: the adapter's digest, so KV is never shared across adapters."""
         if name is None:
             return b""
-        if name not in self.adapter_names:
+        if name not in self._adapter_pool():
             raise AdapterNotFoundError(f"the model {name!r} does not exist")
         return self._adapter_pool().digest(name)
 

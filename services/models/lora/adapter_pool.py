@@ -37,6 +37,9 @@ class AdapterPool:
     def names(self) -> list[str]:
         return sorted(self._known)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._known
+
     def digest(self, name: str) -> bytes:
         return self._known[name].digest
 

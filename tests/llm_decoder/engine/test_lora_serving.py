@@ -13,8 +13,9 @@ import torch
 from peft import PeftModel
 
 from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.llm_decoder.engine.llm_engine import AdapterInUseError
 from services.local_pipeline import image_question
-from services.messages import AdapterInUseError, AdapterNotFoundError, SamplingParams
+from services.messages import AdapterNotFoundError, SamplingParams
 from services.models.language_half import LanguageHalf
 from services.models.lora import AdapterError
 from tests.conftest import FAMILY_NAMES
