@@ -144,6 +144,22 @@
 {{- end }}
 {{- end }}
 
+{{/* A volume's source from a chart value holding one of existingClaim, hostPath, emptyDir; writable: an init container fills it. */}}
+{{- define "flashvqa.volumeSource" -}}
+{{- if .volume.existingClaim }}
+persistentVolumeClaim:
+  claimName: {{ .volume.existingClaim }}
+  readOnly: {{ not .writable }}
+{{- else if .volume.hostPath }}
+hostPath:
+  path: {{ .volume.hostPath }}
+  type: {{ ternary "DirectoryOrCreate" "Directory" .writable }}
+{{- else }}
+emptyDir:
+  {{- toYaml .volume.emptyDir | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/*
 The pod template of a Ray group. Arguments: root (the chart's context), group (head or a workerGroups
 entry), component ("head" or the group's name), containerName.
@@ -223,20 +239,7 @@ spec:
         {{- end }}
   volumes:
     - name: model
-      {{- with $values.model.volume }}
-      {{- if .existingClaim }}
-      persistentVolumeClaim:
-        claimName: {{ .existingClaim }}
-        readOnly: {{ not $writable }}
-      {{- else if .hostPath }}
-      hostPath:
-        path: {{ .hostPath }}
-        type: {{ ternary "DirectoryOrCreate" "Directory" $writable }}
-      {{- else }}
-      emptyDir:
-        {{- toYaml .emptyDir | nindent 8 }}
-      {{- end }}
-      {{- end }}
+      {{- include "flashvqa.volumeSource" (dict "volume" $values.model.volume "writable" $writable) | nindent 6 }}
     - name: tmp
       emptyDir: {}
     - name: dshm
