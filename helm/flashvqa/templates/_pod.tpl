@@ -170,6 +170,8 @@ entry), component ("head" or the group's name), containerName.
 {{- $values := $root.Values }}
 {{- $isHead := eq .component "head" }}
 {{- $writable := or $values.model.download.enabled $values.model.demo.enabled }}
+{{- $lora := $values.serve.decoder.lora }}
+{{- $adapters := and $lora.volume (eq .component $values.serve.decoder.workerGroup) }}
 metadata:
   labels:
     {{- include "flashvqa.selectorLabels" $root | nindent 4 }}
@@ -232,6 +234,9 @@ spec:
         {{- toYaml $values.securityContext | nindent 8 }}
       volumeMounts:
         - {name: model, mountPath: {{ $values.model.mountPath }}, readOnly: true}
+        {{- if $adapters }}
+        - {name: lora-adapters, mountPath: {{ $lora.mountPath }}, readOnly: true}
+        {{- end }}
         - {name: tmp, mountPath: /tmp}
         - {name: dshm, mountPath: /dev/shm}
         {{- if $values.auth.existingSecret }}
@@ -240,6 +245,10 @@ spec:
   volumes:
     - name: model
       {{- include "flashvqa.volumeSource" (dict "volume" $values.model.volume "writable" $writable) | nindent 6 }}
+    {{- if $adapters }}
+    - name: lora-adapters
+      {{- include "flashvqa.volumeSource" (dict "volume" $lora.volume "writable" false) | nindent 6 }}
+    {{- end }}
     - name: tmp
       emptyDir: {}
     - name: dshm
