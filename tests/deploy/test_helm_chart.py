@@ -197,6 +197,27 @@ REFUSED_BY_TEMPLATES = {
         _with("single-gpu", ("serve.decoder.numGpus", 2)),
         "serve.decoder.numGpus (2) is more than a pod of workerGroups.gpu has (gpus: 1)",
     ),
+    "LoRA adapters on the encoder": (
+        _with("production", ("serve.encoder.lora", {"adapters": {"receipts": "/adapters/receipts"}})),
+        "serve.encoder.lora: only the decoder serves LoRA adapters (serve.decoder.lora)",
+    ),
+    "an adapter beside its volume": (
+        _with(
+            "production",
+            ("serve.decoder.lora.volume", {"existingClaim": "flashvqa-adapters"}),
+            ("serve.decoder.lora.adapters", {"receipts": "/adapters-old/receipts"}),
+        ),
+        'serve.decoder.lora.adapters.receipts: "/adapters-old/receipts" is not under serve.decoder.lora.mountPath '
+        "(/adapters), where serve.decoder.lora.volume is mounted",
+    ),
+    "an adapter root that climbs out of its volume": (
+        _with(
+            "production",
+            ("serve.decoder.lora.volume", {"existingClaim": "flashvqa-adapters"}),
+            ("serve.decoder.lora.adapterRoot", "/adapters/../models"),
+        ),
+        'serve.decoder.lora.adapterRoot: "/adapters/../models" is not under serve.decoder.lora.mountPath',
+    ),
 }
 REFUSED_BY_SCHEMA = {
     "negative GPUs per pod": (
@@ -223,6 +244,18 @@ REFUSED_BY_SCHEMA = {
         _with("production", ("workerGroups.cpu.maxReplica", 3)),
         "at '/workerGroups/cpu': additional properties 'maxReplica' not allowed",
     ),
+    "no adapter slots": (
+        _with("production", ("serve.decoder.lora.maxLoaded", 0)),
+        "at '/serve/decoder/lora/maxLoaded': minimum: got 0, want 1",
+    ),
+    "a misspelt LoRA value": (
+        _with("production", ("serve.decoder.lora.maxloaded", 2)),
+        "at '/serve/decoder/lora': additional properties 'maxloaded' not allowed",
+    ),
+    "an adapters volume nobody fills": (
+        _with("production", ("serve.decoder.lora.volume", {"emptyDir": {}})),
+        "at '/serve/decoder/lora/volume': additional properties 'emptyDir' not allowed",
+    ),
 }
 
 
@@ -242,6 +275,82 @@ class TestBadValues:
     @pytest.mark.parametrize(("chart_values", "message"), REFUSED_BY_SCHEMA.values(), ids=REFUSED_BY_SCHEMA.keys())
     def test_lint_refuses(self, chart_values: dict[str, Any], message: str) -> None:
         assert any(message in finding for finding in manifests.lint(chart_values))
+
+
+ADAPTER_VOLUMES = {
+    "a PVC on the decoder's own group": (
+        "production",
+        {"existingClaim": "flashvqa-adapters"},
+        "decoder-gpu",
+        {"persistentVolumeClaim": {"claimName": "flashvqa-adapters", "readOnly": True}},
+    ),
+    "a node directory on the group the encoder shares": (
+        "single-gpu",
+        {"hostPath": "/srv/adapters"},
+        "gpu",
+        {"hostPath": {"path": "/srv/adapters", "type": "Directory"}},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("values_file", "volume", "decoder_group", "source"), ADAPTER_VOLUMES.values(), ids=ADAPTER_VOLUMES.keys()
+)
+def test_lora_adapters_reach_the_decoder_from_a_read_only_volume(
+    values_file: str, volume: dict[str, str], decoder_group: str, source: dict[str, Any]
+) -> None:
+    """The decoder serves the adapters the values name; only its group's pods mount their volume, read-only."""
+    chart_values = _with(
+        values_file,
+        ("serve.decoder.lora.adapters", {"receipts": "/adapters/receipts"}),
+        ("serve.decoder.lora.maxLoaded", 2),
+        ("serve.decoder.lora.volume", volume),
+    )
+    docs = manifests.objects(manifests.render(chart_values))
+    check_objects(docs)
+    (rayservice,) = manifests.find(docs, "RayService")
+    args = manifests.serve_config(rayservice)["applications"][0]["args"]
+    assert args["decoder"]["lora"] == {"adapters": {"receipts": "/adapters/receipts"}, "max_loaded": 2}
+    assert AppArgs.model_validate(args).decoder.engine_config().max_loras == 2
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    pods = {group["groupName"]: group["template"]["spec"] for group in cluster["workerGroupSpecs"]}
+    pods["head"] = cluster["headGroupSpec"]["template"]["spec"]
+    mounted = {}
+    for name, pod in pods.items():
+        (container,) = pod["containers"]
+        mounts = [mount for mount in container["volumeMounts"] if mount["name"] == "lora-adapters"]
+        if mounts:
+            mounted[name] = (mounts, [entry for entry in pod["volumes"] if entry["name"] == "lora-adapters"])
+    assert mounted == {
+        decoder_group: (
+            [{"name": "lora-adapters", "mountPath": "/adapters", "readOnly": True}],
+            [{"name": "lora-adapters", **source}],
+        )
+    }
+
+
+def test_only_the_lora_values_set_reach_the_decoder(chart_renders: Rendered) -> None:
+    """Nothing by default; serve.args' adapters and limits stay beside those of serve.decoder.lora."""
+    for rendered in chart_renders.values():
+        (rayservice,) = rendered["flashvqa/templates/rayservice.yaml"]
+        assert "lora" not in manifests.serve_config(rayservice)["applications"][0]["args"]["decoder"]
+    chart_values = _with(
+        "production",
+        ("serve.args.decoder.lora", {"adapters": {"moderation": "/adapters/moderation"}, "max_rank": 32}),
+        ("serve.decoder.lora.adapters", {"receipts": "/adapters/receipts"}),
+        ("serve.decoder.lora.adapterRoot", "/adapters/runtime"),
+        ("serve.decoder.lora.maxHeld", 8),
+    )
+    (rayservice,) = manifests.render(chart_values)["flashvqa/templates/rayservice.yaml"]
+    args = manifests.serve_config(rayservice)["applications"][0]["args"]
+    assert args["decoder"]["lora"] == {
+        "adapters": {"moderation": "/adapters/moderation", "receipts": "/adapters/receipts"},
+        "max_rank": 32,
+        "adapter_root": "/adapters/runtime",
+        "max_held": 8,
+    }
+    loading = AppArgs.model_validate(args).decoder.lora.loading()
+    assert (str(loading.root), loading.max_held) == ("/adapters/runtime", 8)
 
 
 def test_the_schema_covers_every_value() -> None:

@@ -144,6 +144,22 @@
 {{- end }}
 {{- end }}
 
+{{/* A volume's source from a chart value holding one of existingClaim, hostPath, emptyDir; writable: an init container fills it. */}}
+{{- define "flashvqa.volumeSource" -}}
+{{- if .volume.existingClaim }}
+persistentVolumeClaim:
+  claimName: {{ .volume.existingClaim }}
+  readOnly: {{ not .writable }}
+{{- else if .volume.hostPath }}
+hostPath:
+  path: {{ .volume.hostPath }}
+  type: {{ ternary "DirectoryOrCreate" "Directory" .writable }}
+{{- else }}
+emptyDir:
+  {{- toYaml .volume.emptyDir | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/*
 The pod template of a Ray group. Arguments: root (the chart's context), group (head or a workerGroups
 entry), component ("head" or the group's name), containerName.
@@ -154,6 +170,8 @@ entry), component ("head" or the group's name), containerName.
 {{- $values := $root.Values }}
 {{- $isHead := eq .component "head" }}
 {{- $writable := or $values.model.download.enabled $values.model.demo.enabled }}
+{{- $lora := $values.serve.decoder.lora }}
+{{- $adapters := and $lora.volume (eq .component $values.serve.decoder.workerGroup) }}
 metadata:
   labels:
     {{- include "flashvqa.selectorLabels" $root | nindent 4 }}
@@ -216,6 +234,9 @@ spec:
         {{- toYaml $values.securityContext | nindent 8 }}
       volumeMounts:
         - {name: model, mountPath: {{ $values.model.mountPath }}, readOnly: true}
+        {{- if $adapters }}
+        - {name: lora-adapters, mountPath: {{ $lora.mountPath }}, readOnly: true}
+        {{- end }}
         - {name: tmp, mountPath: /tmp}
         - {name: dshm, mountPath: /dev/shm}
         {{- if $values.auth.existingSecret }}
@@ -223,20 +244,11 @@ spec:
         {{- end }}
   volumes:
     - name: model
-      {{- with $values.model.volume }}
-      {{- if .existingClaim }}
-      persistentVolumeClaim:
-        claimName: {{ .existingClaim }}
-        readOnly: {{ not $writable }}
-      {{- else if .hostPath }}
-      hostPath:
-        path: {{ .hostPath }}
-        type: {{ ternary "DirectoryOrCreate" "Directory" $writable }}
-      {{- else }}
-      emptyDir:
-        {{- toYaml .emptyDir | nindent 8 }}
-      {{- end }}
-      {{- end }}
+      {{- include "flashvqa.volumeSource" (dict "volume" $values.model.volume "writable" $writable) | nindent 6 }}
+    {{- if $adapters }}
+    - name: lora-adapters
+      {{- include "flashvqa.volumeSource" (dict "volume" $lora.volume "writable" false) | nindent 6 }}
+    {{- end }}
     - name: tmp
       emptyDir: {}
     - name: dshm

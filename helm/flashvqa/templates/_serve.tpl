@@ -58,6 +58,21 @@ are merged over that file's application args. Nothing here restates a default of
 {{- toJson $args }}
 {{- end }}
 
+{{/* decoder.lora (LoRAArgs) from serve.decoder.lora: the adapters given and the limits that are not null. */}}
+{{- define "flashvqa.loraArgs" -}}
+{{- $lora := . }}
+{{- $args := dict }}
+{{- with $lora.adapters }}
+{{- $_ := set $args "adapters" . }}
+{{- end }}
+{{- range $valueName, $argName := dict "maxLoaded" "max_loaded" "maxRank" "max_rank" "adapterRoot" "adapter_root" "maxHeld" "max_held" }}
+{{- if and (hasKey $lora $valueName) (not (kindIs "invalid" (get $lora $valueName))) }}
+{{- $_ := set $args $argName (get $lora $valueName) }}
+{{- end }}
+{{- end }}
+{{- toJson $args }}
+{{- end }}
+
 {{/* What the cluster sets over the file's args. */}}
 {{- define "flashvqa.clusterArgs" -}}
 {{- $args := dict "model" (include "flashvqa.modelPath" .) }}
@@ -66,6 +81,9 @@ are merged over that file's application args. Nothing here restates a default of
 {{- end }}
 {{- range $pool := list "encoder" "decoder" "gateway" }}
 {{- $_ := set $args $pool (include "flashvqa.poolArgs" (get $.Values.serve $pool) | fromJson) }}
+{{- end }}
+{{- with include "flashvqa.loraArgs" .Values.serve.decoder.lora | fromJson }}
+{{- $_ := set $args.decoder "lora" . }}
 {{- end }}
 {{- $_ := set $args.gateway "auth" (dict "allow_anonymous" .Values.auth.allowAnonymous) }}
 {{- toJson $args }}

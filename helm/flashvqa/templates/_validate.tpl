@@ -27,6 +27,27 @@ to change; rayservice.yaml includes this, so `helm install`, `helm template` and
 {{- fail (printf "serve.%s.numGpus (%v) is more than a pod of workerGroups.%s has (gpus: %v)" $poolName $pool.numGpus $pool.workerGroup $group.gpus) }}
 {{- end }}
 {{- end }}
+{{- range $poolName := list "encoder" "gateway" }}
+{{- if hasKey (get $.Values.serve $poolName) "lora" }}
+{{- fail (printf "serve.%s.lora: only the decoder serves LoRA adapters (serve.decoder.lora)" $poolName) }}
+{{- end }}
+{{- end }}
+{{- $lora := .Values.serve.decoder.lora }}
+{{- if $lora.volume }}
+{{- $mount := trimSuffix "/" (clean $lora.mountPath) }}
+{{- $paths := dict }}
+{{- range $name, $path := $lora.adapters }}
+{{- $_ := set $paths (printf "adapters.%s" $name) $path }}
+{{- end }}
+{{- with $lora.adapterRoot }}
+{{- $_ := set $paths "adapterRoot" . }}
+{{- end }}
+{{- range $where, $path := $paths }}
+{{- if not (or (eq (clean $path) $mount) (hasPrefix (printf "%s/" $mount) (clean $path))) }}
+{{- fail (printf "serve.decoder.lora.%s: %q is not under serve.decoder.lora.mountPath (%s), where serve.decoder.lora.volume is mounted" $where $path $lora.mountPath) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.redis.enabled) (not .Values.redis.url) (not .Values.redis.urlSecret.name) }}
 {{- fail "redis: with redis.enabled false, set redis.url or redis.urlSecret.name (an external Redis)" }}
 {{- end }}
