@@ -79,6 +79,18 @@ def _set_max_tokens(page: Any, value: str) -> None:
     page.fill("#max-tokens", value)
 
 
+def _ask_an_endless_question(page: Any) -> None:
+    """A question about the receipt whose answer runs until it is stopped; returns once its first text shows."""
+    page.add_init_script(ENDLESS_ANSWERS)
+    page.reload()
+    page.evaluate("window.flashvqaTestIgnoreEos = true")
+    _set_max_tokens(page, "2000")
+    page.set_input_files("#image-input", str(RECEIPT))
+    page.fill("#question", "Describe everything.")
+    page.press("#question", "Enter")
+    page.wait_for_function("document.querySelector('.turn.assistant .text').textContent !== ''")
+
+
 def _wait_for_answers(page: Any, count: int) -> None:
     page.wait_for_function(
         "n => [...document.querySelectorAll('.turn.assistant .meta')].filter(m => m.textContent.includes('total'))"
@@ -125,15 +137,7 @@ class TestAsking:
     def test_stop_aborts_the_stream_and_frees_the_decoder(self, page: Any, app: FastAPI) -> None:
         engine = app.state.engine
         aborted = engine.stats().num_aborted
-
-        page.add_init_script(ENDLESS_ANSWERS)
-        page.reload()
-        page.evaluate("window.flashvqaTestIgnoreEos = true")
-        _set_max_tokens(page, "2000")
-        page.set_input_files("#image-input", str(RECEIPT))
-        page.fill("#question", "Describe everything.")
-        page.press("#question", "Enter")
-        page.wait_for_selector("#stop:not([hidden])")
+        _ask_an_endless_question(page)
         wait_until(lambda: engine.stats().num_running == 1, timeout=20)
         page.click("#stop")
         page.wait_for_function("document.querySelector('.turn.assistant .meta').textContent.startsWith('stopped')")
@@ -178,6 +182,23 @@ class TestPictureInput:
         page.press("#question", "Enter")
         _wait_for_answers(page, 1)
         assert requests[0]["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg")
+
+    def test_a_new_picture_while_an_answer_streams_stops_it_and_starts_afresh(self, page: Any) -> None:
+        requests = _chat_requests(page)
+        _ask_an_endless_question(page)
+        page.evaluate(_DELIVER_PICTURE, ["drop", 300, 200])
+        page.wait_for_selector("#stop", state="hidden")
+        assert page.locator(".turn").count() == 0
+
+        page.evaluate("window.flashvqaTestIgnoreEos = false")
+        _set_max_tokens(page, "2")
+        page.fill("#question", "What colour?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        receipt_question, red_question = requests
+        assert len(red_question["messages"]) == 1, "the stopped answer is not the new picture's history"
+        picture = red_question["messages"][0]["content"][0]["image_url"]["url"]
+        assert picture != receipt_question["messages"][0]["content"][0]["image_url"]["url"]
 
 
 class TestErrors:

@@ -3,7 +3,7 @@ const MAX_UPLOAD_SIDE = 1024; // the server normalises to ~512x512; bigger uploa
 const RECEIPT_SCHEMA_URL = "/static/receipt_schema.json"; // examples/receipt_schema.json, the example in docs/api.md
 const $ = (id) => document.getElementById(id);
 
-const state = { imageUrl: null, messages: [], controller: null, receiptSchema: null };
+const state = { imageUrl: null, messages: [], conversation: 0, controller: null, receiptSchema: null };
 
 // ---- picture -------------------------------------------------------------------------------------------
 
@@ -12,9 +12,8 @@ async function useFile(file) {
   clearError();
   try {
     const { url, width, height, sentWidth, sentHeight } = await downscale(file);
+    newConversation();
     state.imageUrl = url;
-    state.messages = [];
-    $("turns").replaceChildren();
     $("preview").src = url;
     $("preview").alt = `Your picture: ${file.name || "pasted image"}`;
     $("preview").hidden = false;
@@ -54,15 +53,22 @@ function downscale(file) {
 }
 
 function resetImage() {
-  stop();
-  Object.assign(state, { imageUrl: null, messages: [] });
-  $("turns").replaceChildren();
+  newConversation();
+  state.imageUrl = null;
   $("preview").hidden = true;
   $("preview").removeAttribute("src");
   $("drop-hint").hidden = false;
   $("new-image").hidden = true;
   $("image-info").textContent = "";
   $("image-input").value = "";
+}
+
+// A new picture: the answers so far are not the next question's history, and one still streaming stops.
+function newConversation() {
+  stop();
+  state.messages = [];
+  state.conversation += 1; // the stopped answer must not put its conversation back when it ends
+  $("turns").replaceChildren();
   clearError();
 }
 
@@ -76,6 +82,7 @@ async function ask(question) {
     ? [{ type: "image_url", image_url: { url: state.imageUrl } }, { type: "text", text: question }]
     : question;
   const history = [...state.messages, { role: "user", content }];
+  const conversation = state.conversation;
   addTurn("user", question);
   const answer = addTurn("assistant", "");
   answer.text.classList.add("thinking");
@@ -123,7 +130,9 @@ async function ask(question) {
     }
   } finally {
     answer.text.classList.remove("thinking");
-    if (text) state.messages = [...history, { role: "assistant", content: text }];
+    if (text && conversation === state.conversation) {
+      state.messages = [...history, { role: "assistant", content: text }];
+    }
     state.controller = null;
     setBusy(false);
   }
