@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
 from tests.llm_decoder.engine.json_schemas import receipt
+from tests.models.test_lora import make_adapter
 from tests.waiting import wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -30,12 +32,13 @@ RECEIPT = Path(__file__).parents[2] / "examples" / "images" / "receipt.png"
 # Screenshots for a person to look at (not committed; CI keeps them with its logs).
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 MAX_IMAGE_BYTES = 300_000
+OPTIONS = GatewayOptions(model_name="tiny", max_image_bytes=MAX_IMAGE_BYTES, auth=AuthOptions(allow_anonymous=True))
+ADAPTER = "receipts-and-invoices-zh-en-v2"  # as long as real adapters' names: the phone layout must hold it
 
 
 @pytest.fixture(scope="module")
 def app(tiny_model_dirs: dict[str, Path]) -> FastAPI:
-    options = GatewayOptions(model_name="tiny", max_image_bytes=MAX_IMAGE_BYTES, auth=AuthOptions(allow_anonymous=True))
-    return build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=4096), options)
+    return build_in_process_app(tiny_model_dirs["glm4v"], EngineConfig(max_num_seqs=4, max_model_len=4096), OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +55,36 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Any, base_url: str) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def adapter_url(tiny_model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The gateway serving one LoRA adapter beside the base."""
+    base = tiny_model_dirs["glm4v"]
+    adapter = make_adapter(base, tmp_path_factory.mktemp("web-page-adapter") / ADAPTER, rank=4, seed=21)
+    config = EngineConfig(max_num_seqs=4, max_model_len=4096, max_loras=1, max_lora_rank=4)
+    with serve_in_thread(build_in_process_app(base, config, OPTIONS, lora_adapters={ADAPTER: adapter})) as url:
+        yield url
+
+
+@contextmanager
+def _opened(browser: Any, url: str) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1024, "height": 800})
     page = context.new_page()
     page.set_default_timeout(20_000)
-    page.goto(base_url)
+    page.goto(url)
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(browser: Any, base_url: str) -> Iterator[Any]:
+    with _opened(browser, base_url) as page:
+        yield page
+
+
+@pytest.fixture
+def adapter_page(browser: Any, adapter_url: str) -> Iterator[Any]:
+    with _opened(browser, adapter_url) as page:
+        yield page
 
 
 def _chat_requests(page: Any) -> list[dict[str, Any]]:
@@ -77,6 +102,18 @@ def _set_max_tokens(page: Any, value: str) -> None:
     if not page.evaluate("document.getElementById('settings').open"):
         page.click("#settings summary")
     page.fill("#max-tokens", value)
+
+
+def _ask_an_endless_question(page: Any) -> None:
+    """A question about the receipt whose answer runs until it is stopped; returns once its first text shows."""
+    page.add_init_script(ENDLESS_ANSWERS)
+    page.reload()
+    page.evaluate("window.flashvqaTestIgnoreEos = true")
+    _set_max_tokens(page, "2000")
+    page.set_input_files("#image-input", str(RECEIPT))
+    page.fill("#question", "Describe everything.")
+    page.press("#question", "Enter")
+    page.wait_for_function("document.querySelector('.turn.assistant .text').textContent !== ''")
 
 
 def _wait_for_answers(page: Any, count: int) -> None:
@@ -125,15 +162,7 @@ class TestAsking:
     def test_stop_aborts_the_stream_and_frees_the_decoder(self, page: Any, app: FastAPI) -> None:
         engine = app.state.engine
         aborted = engine.stats().num_aborted
-
-        page.add_init_script(ENDLESS_ANSWERS)
-        page.reload()
-        page.evaluate("window.flashvqaTestIgnoreEos = true")
-        _set_max_tokens(page, "2000")
-        page.set_input_files("#image-input", str(RECEIPT))
-        page.fill("#question", "Describe everything.")
-        page.press("#question", "Enter")
-        page.wait_for_selector("#stop:not([hidden])")
+        _ask_an_endless_question(page)
         wait_until(lambda: engine.stats().num_running == 1, timeout=20)
         page.click("#stop")
         page.wait_for_function("document.querySelector('.turn.assistant .meta').textContent.startsWith('stopped')")
@@ -178,6 +207,23 @@ class TestPictureInput:
         page.press("#question", "Enter")
         _wait_for_answers(page, 1)
         assert requests[0]["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg")
+
+    def test_a_new_picture_while_an_answer_streams_stops_it_and_starts_afresh(self, page: Any) -> None:
+        requests = _chat_requests(page)
+        _ask_an_endless_question(page)
+        page.evaluate(_DELIVER_PICTURE, ["drop", 300, 200])
+        page.wait_for_selector("#stop", state="hidden")
+        assert page.locator(".turn").count() == 0
+
+        page.evaluate("window.flashvqaTestIgnoreEos = false")
+        _set_max_tokens(page, "2")
+        page.fill("#question", "What colour?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        receipt_question, red_question = requests
+        assert len(red_question["messages"]) == 1, "the stopped answer is not the new picture's history"
+        picture = red_question["messages"][0]["content"][0]["image_url"]["url"]
+        assert picture != receipt_question["messages"][0]["content"][0]["image_url"]["url"]
 
 
 class TestErrors:
@@ -286,6 +332,104 @@ class TestStructuredAnswers:
         assert requests[0].get("response_format") == expected_format
 
 
+class TestModelPicker:
+    """With LoRA adapters served, the picker lists /v1/models (the base first) and every request of a conversation
+    names the chosen model; another model starts a new conversation on the same picture. With the base alone the
+    picker is hidden; without a list the requests name no model and the base answers."""
+
+    def test_lists_the_base_then_the_adapter_and_asks_the_one_chosen_by_keyboard(self, adapter_page: Any) -> None:
+        page = adapter_page
+        requests = _chat_requests(page)
+        page.wait_for_selector("#model-picker:not([hidden])")
+        options = page.eval_on_selector_all("#model option", "options => options.map(o => [o.value, o.text])")
+        assert options == [["tiny", "tiny (base model)"], [ADAPTER, f"{ADAPTER} (adapter of tiny)"]]
+        page.get_by_label("Model", exact=True).focus()
+        page.keyboard.press("ArrowDown")
+        assert page.input_value("#model") == ADAPTER
+
+        _set_max_tokens(page, "4")
+        page.set_input_files("#image-input", str(RECEIPT))
+        page.fill("#question", "What is the total?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        page.fill("#question", "And the date?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 2)
+        assert [request["model"] for request in requests] == [ADAPTER, ADAPTER]
+        shown = page.locator(".turn.assistant .meta").all_text_contents()
+        assert all(meta.startswith(f"{ADAPTER} · ") for meta in shown), f"the gateway names who answered: {shown}"
+
+    def test_the_adapters_name_fits_a_phone(self, adapter_page: Any) -> None:
+        page = adapter_page
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.select_option("#model", ADAPTER)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-page-models-phone.png"), full_page=True)
+
+    def test_another_model_mid_answer_stops_it_and_starts_a_new_conversation(self, adapter_page: Any) -> None:
+        page = adapter_page
+        requests = _chat_requests(page)
+        _ask_an_endless_question(page)
+        page.select_option("#model", ADAPTER)
+        page.wait_for_selector("#stop", state="hidden")
+        assert page.locator(".turn").count() == 0
+        assert page.is_visible("#preview"), "the picture stays"
+
+        page.evaluate("window.flashvqaTestIgnoreEos = false")
+        _set_max_tokens(page, "2")
+        page.fill("#question", "What is the total?")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        adapter_question = requests[1]
+        assert adapter_question["model"] == ADAPTER
+        assert len(adapter_question["messages"]) == 1, "the base's answer is not the adapter's history"
+        assert adapter_question["messages"][0]["content"][0]["type"] == "image_url", "the picture stays"
+
+    def test_with_the_base_alone_the_picker_is_hidden(self, page: Any) -> None:
+        requests = _chat_requests(page)
+        page.wait_for_function("document.querySelectorAll('#model option').length === 1")
+        assert page.is_hidden("#model-picker")
+        _set_max_tokens(page, "2")
+        page.fill("#question", "hi")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        assert requests[0]["model"] == "tiny"
+
+    def test_an_unreachable_model_list_leaves_the_model_out_and_the_base_answers(self, adapter_page: Any) -> None:
+        page = adapter_page
+        requests = _chat_requests(page)
+        page.route("**/v1/models", lambda route: route.abort())
+        with page.expect_event("requestfailed", lambda request: request.url.endswith("/v1/models")):
+            page.reload()
+        _set_max_tokens(page, "2")
+        page.fill("#question", "hi")
+        page.press("#question", "Enter")
+        _wait_for_answers(page, 1)
+        assert "model" not in requests[0]
+        assert page.is_hidden("#model-picker")
+        assert page.is_hidden("#error")
+
+    def test_the_model_list_is_asked_again_with_a_new_api_key(self, adapter_page: Any) -> None:
+        page = adapter_page
+        refusal = json.dumps({"error": {"message": "no key", "type": "x", "param": None, "code": None}})
+        page.route(
+            "**/v1/models",
+            lambda route: (
+                route.continue_()
+                if route.request.headers.get("authorization") == "Bearer sk-test-123"
+                else route.fulfill(status=401, content_type="application/json", body=refusal)
+            ),
+        )
+        with page.expect_response("**/v1/models"):
+            page.reload()
+        assert page.is_hidden("#model-picker")
+        page.click("#settings summary")
+        page.fill("#api-key", "sk-test-123")
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector("#model-picker:not([hidden])")
+
+
 class TestPage:
     @pytest.mark.parametrize(("name", "width", "mobile"), [("phone", 375, True), ("desktop", 1280, False)])
     def test_layout_fits_and_is_captured(
@@ -306,7 +450,7 @@ class TestPage:
 
     def test_every_control_has_a_label(self, page: Any) -> None:
         unlabelled = page.evaluate(
-            "[...document.querySelectorAll('input, textarea')]"
+            "[...document.querySelectorAll('input, textarea, select')]"
             ".filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.id)"
         )
         assert unlabelled == []

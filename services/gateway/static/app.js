@@ -3,7 +3,7 @@ const MAX_UPLOAD_SIDE = 1024; // the server normalises to ~512x512; bigger uploa
 const RECEIPT_SCHEMA_URL = "/static/receipt_schema.json"; // examples/receipt_schema.json, the example in docs/api.md
 const $ = (id) => document.getElementById(id);
 
-const state = { imageUrl: null, messages: [], controller: null, receiptSchema: null };
+const state = { imageUrl: null, messages: [], conversation: 0, controller: null, receiptSchema: null };
 
 // ---- picture -------------------------------------------------------------------------------------------
 
@@ -12,9 +12,8 @@ async function useFile(file) {
   clearError();
   try {
     const { url, width, height, sentWidth, sentHeight } = await downscale(file);
+    newConversation();
     state.imageUrl = url;
-    state.messages = [];
-    $("turns").replaceChildren();
     $("preview").src = url;
     $("preview").alt = `Your picture: ${file.name || "pasted image"}`;
     $("preview").hidden = false;
@@ -54,15 +53,23 @@ function downscale(file) {
 }
 
 function resetImage() {
-  stop();
-  Object.assign(state, { imageUrl: null, messages: [] });
-  $("turns").replaceChildren();
+  newConversation();
+  state.imageUrl = null;
   $("preview").hidden = true;
   $("preview").removeAttribute("src");
   $("drop-hint").hidden = false;
   $("new-image").hidden = true;
   $("image-info").textContent = "";
   $("image-input").value = "";
+}
+
+// A new picture or another model: the answers so far are not the next question's history, and one still
+// streaming stops.
+function newConversation() {
+  stop();
+  state.messages = [];
+  state.conversation += 1; // the stopped answer must not put its conversation back when it ends
+  $("turns").replaceChildren();
   clearError();
 }
 
@@ -76,6 +83,7 @@ async function ask(question) {
     ? [{ type: "image_url", image_url: { url: state.imageUrl } }, { type: "text", text: question }]
     : question;
   const history = [...state.messages, { role: "user", content }];
+  const conversation = state.conversation;
   addTurn("user", question);
   const answer = addTurn("assistant", "");
   answer.text.classList.add("thinking");
@@ -85,6 +93,7 @@ async function ask(question) {
   const started = performance.now();
   let firstTokenAt = null;
   let text = "";
+  let model = null;
   state.controller = new AbortController();
   try {
     const responseFormat = await chosenResponseFormat();
@@ -92,6 +101,7 @@ async function ask(question) {
       method: "POST",
       headers: requestHeaders(),
       body: JSON.stringify({
+        model: $("model").value || undefined, // no list of models: the server's base answers
         messages: history,
         stream: true,
         max_tokens: Number($("max-tokens").value) || 256,
@@ -103,6 +113,7 @@ async function ask(question) {
     if (!response.ok) throw await apiError(response);
     for await (const event of serverSentEvents(response)) {
       if (event.error) throw new Error(event.error.message);
+      model ??= event.model;
       const delta = event.choices?.[0]?.delta?.content;
       if (!delta) continue;
       if (firstTokenAt === null) {
@@ -113,7 +124,8 @@ async function ask(question) {
       answer.text.textContent = text;
     }
     const incomplete = responseFormat && !showJson(answer.text, text);
-    answer.meta.textContent = `${timing(started, firstTokenAt)}${incomplete ? " · incomplete JSON" : ""}`;
+    const by = $("model-picker").hidden || !model ? "" : `${model} · `; // who answered, as the server names it
+    answer.meta.textContent = `${by}${timing(started, firstTokenAt)}${incomplete ? " · incomplete JSON" : ""}`;
   } catch (error) {
     if (error.name === "AbortError") {
       answer.meta.textContent = `stopped · ${timing(started, firstTokenAt)}`;
@@ -123,10 +135,30 @@ async function ask(question) {
     }
   } finally {
     answer.text.classList.remove("thinking");
-    if (text) state.messages = [...history, { role: "assistant", content: text }];
+    if (text && conversation === state.conversation) {
+      state.messages = [...history, { role: "assistant", content: text }];
+    }
     state.controller = null;
     setBusy(false);
   }
+}
+
+// The picker lists the base (the server lists it first) and the LoRA adapters served beside it, and shows only
+// when there are adapters. A list that cannot be had (refused, unreachable) leaves it empty: no model is named.
+async function loadModels() {
+  const select = $("model");
+  const chosen = select.value;
+  let models = [];
+  try {
+    const response = await fetch("/v1/models", { headers: requestHeaders() });
+    if (response.ok) models = (await response.json()).data;
+  } catch { /* no list: the base answers */ }
+  select.replaceChildren(
+    ...models.map(({ id, parent }) => new Option(parent ? `${id} (adapter of ${parent})` : `${id} (base model)`, id)),
+  );
+  if (models.some(({ id }) => id === chosen)) select.value = chosen;
+  $("model-picker").hidden = models.length < 2;
+  if (chosen && select.value !== chosen) newConversation(); // the chosen model is no longer listed
 }
 
 // undefined (plain text), or the response_format the answer must follow.
@@ -277,7 +309,12 @@ function wire() {
   $("answer-format").addEventListener("change", allowThinking);
   allowThinking(); // the browser may have restored the choice
   $("api-key").value = localStorage.getItem("flashvqa-api-key") || "";
-  $("api-key").addEventListener("change", () => localStorage.setItem("flashvqa-api-key", $("api-key").value.trim()));
+  $("api-key").addEventListener("change", () => {
+    localStorage.setItem("flashvqa-api-key", $("api-key").value.trim());
+    loadModels(); // a key may be what the list needed
+  });
+  $("model").addEventListener("change", newConversation); // an adapter's answers are its own conversation
 }
 
 wire();
+loadModels();
