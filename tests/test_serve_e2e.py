@@ -27,6 +27,8 @@ from services.common.image_input import load_image
 from services.local_pipeline import image_question
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import FAMILY_NAMES, noise_image
+from tests.llm_decoder.engine.test_lora_serving import merged_model_dir
+from tests.models.test_lora import make_adapter
 from tests.process_group import group_gone
 from tests.reference import ReferenceModel
 from tests.serve_stats import decoder_stats
@@ -47,6 +49,7 @@ class Server:
     reference: ReferenceModel
     spans: OtlpReceiver  # what the three deployments' processes exported
     log: Path  # what `flashvqa serve` printed, Ray's workers' output included
+    lora_root: Path  # --lora-root: holds `receipts`, a random PEFT adapter, and `merged-receipts`, it merged
 
     @property
     def client(self) -> OpenAI:
@@ -65,6 +68,9 @@ def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp
     model_dir = tiny_model_dirs[request.param]
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
+    lora_root = tmp_path_factory.mktemp("lora-root")
+    make_adapter(model_dir, lora_root / "receipts", rank=4, seed=61)
+    merged_model_dir(model_dir, lora_root / "receipts", lora_root / "merged-receipts")
     with otlp_receiver() as (receiver, traces_endpoint):
         # Exported as a user would set it up: the standard variables, inherited by Ray's workers.
         environment = {
@@ -75,7 +81,7 @@ def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp
         }
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [str(FLASHVQA), "serve", "--model", str(model_dir), "--port", str(port)],
+                [str(FLASHVQA), "serve", "--model", str(model_dir), "--port", str(port), "--lora-root", str(lora_root)],
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -84,7 +90,7 @@ def server(request: pytest.FixtureRequest, tiny_model_dirs: dict[str, Path], tmp
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url, process, log)
-            yield Server(url, model_dir.name, process, ReferenceModel(model_dir), receiver, log)
+            yield Server(url, model_dir.name, process, ReferenceModel(model_dir), receiver, log, lora_root)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -132,15 +138,39 @@ def _openai_messages(question: str, pictures: list[bytes]) -> list[dict[str, Any
     return [{"role": "user", "content": [*parts, {"type": "text", "text": question}]}]
 
 
-def _served_tokens(server: Server, messages: list[dict[str, Any]], max_tokens: int = 10) -> list[int]:
+def _served_tokens(
+    server: Server, messages: list[dict[str, Any]], max_tokens: int = 10, model: str | None = None
+) -> list[int]:
     response = server.client.chat.completions.create(
-        model=server.model,
+        model=model or server.model,
         messages=messages,
         max_tokens=max_tokens,
         temperature=0,  # type: ignore[arg-type]
         extra_body={"return_token_ids": True},
     )
     return list(response.choices[0].token_ids)  # type: ignore[attr-defined]
+
+
+class TestLoRAAdaptersLoadedAtRunTime:
+    """Through the adapter registry and the decoder replicas: loaded over HTTP, answered as the adapter merged
+    into the weights, refused when bad, gone when unloaded."""
+
+    def test_load_answer_and_unload(self, server: Server) -> None:
+        png = _png(160, 120, seed=62)
+        messages = _openai_messages("What is the total?", [png])
+        merged = ReferenceModel(server.lora_root / "merged-receipts")
+        expected = merged.generate(image_question("What is the total?", 1), [load_image(png)], 8)
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            bad = http.post("/v1/load_lora_adapter", json={"lora_name": "escape", "lora_path": "../receipts"})
+            assert (bad.status_code, bad.json()["error"]["param"]) == (400, "lora_path")
+            loaded = http.post("/v1/load_lora_adapter", json={"lora_name": "receipts", "lora_path": "receipts"})
+            assert loaded.status_code == 200, loaded.text
+            assert [model.id for model in server.client.models.list().data] == [server.model, "receipts"]
+            assert _served_tokens(server, messages, max_tokens=8, model="receipts") == expected
+            assert _served_tokens(server, messages, max_tokens=8) != expected
+            assert http.post("/v1/unload_lora_adapter", json={"lora_name": "receipts"}).status_code == 200
+            gone = http.post("/v1/chat/completions", json={"model": "receipts", "messages": messages, "max_tokens": 2})
+            assert (gone.status_code, gone.json()["error"]["code"]) == (404, "model_not_found")
 
 
 class TestServedAnswersEqualGenerate:
