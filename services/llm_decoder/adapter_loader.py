@@ -116,7 +116,10 @@ class AdapterLoader:
         root = self._loading.root
         if root is None:
             raise AdapterLoadError("this decoder loads no adapters at run time (no adapter root is configured)")
-        directory = (root / ref.path).resolve()  # an absolute `ref.path` stands alone; `..` and links resolved
+        try:
+            directory = (root / ref.path).resolve()  # an absolute `ref.path` stands alone; `..` and links resolved
+        except (OSError, ValueError) as error:  # a NUL byte, a link loop
+            raise AdapterLoadError(f"{ref.path!r} is not a usable path: {error}") from None
         if not directory.is_relative_to(root.resolve()):
             raise AdapterLoadError(f"{ref.path!r} is not under the adapter root {str(root)!r}")
         return directory

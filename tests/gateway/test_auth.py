@@ -81,3 +81,12 @@ class TestAnonymousAccess:
         path.write_text("tenants:\n  - name: acme\n    key: sk-in-the-clear\n")
         with pytest.raises(ValueError, match="key"):
             Authenticator.from_file(path, allow_anonymous=False)
+
+    def test_a_default_model_the_tenant_may_not_use_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "keys.yaml"
+        path.write_text(
+            f"tenants:\n  - name: acme\n    key_sha256: [{hash_api_key(ACME_KEY)}]\n"
+            "    models: [receipts]\n    default_model: moderation\n"
+        )
+        with pytest.raises(ValueError, match="default_model 'moderation' is not in its models"):
+            Authenticator.from_file(path, allow_anonymous=False)

@@ -155,6 +155,7 @@ def test_loading_and_unloading_take_an_admin_key(
     [
         ("escape", "../receipts", "lora_path", "not under the adapter root"),
         ("escape", "/etc", "lora_path", "not under the adapter root"),
+        ("nul", "travel\x00", "lora_path", "not a usable path"),
         ("missing", "missing", "lora_path", "has no adapter_config.json"),
         ("corrupt", "corrupt", "lora_path", "adapter_model.safetensors cannot be read"),
         ("too-wide", "too-wide", "lora_path", "rank 16 is over this server's limit of 8"),

@@ -32,7 +32,7 @@ class Admission:
         """The caller, if it may administer the server (load adapters): any caller when no API keys are
         configured, else only a tenant whose key entry says `admin: true`. Raises 401 or 403."""
         tenant = self._authenticator.authenticate(authorization)
-        if self._authenticator.keys_required and not tenant.admin:
+        if self._authenticator.has_keys and not tenant.admin:
             raise APIError(
                 403,
                 f"tenant {tenant.name!r} may not administer this server: that takes an admin key",

@@ -111,7 +111,7 @@ class Authenticator:
         return cls(key_file.tenants, allow_anonymous)
 
     @property
-    def keys_required(self) -> bool:
+    def has_keys(self) -> bool:
         """Whether API keys are configured (else every caller is anonymous, and may administer)."""
         return bool(self._digests)
 
