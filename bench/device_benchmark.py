@@ -17,7 +17,11 @@ weights (`weights="random"`), nothing downloaded or read. In order, each figure 
 4. `arrivals` (and `arrivals_with_graphs`): streams decoding at 600 tokens of context, ITL P50/P99 and
    worst/median gap before and while a burst of picture questions arrives at once (their prompts prefilled
    in the same steps as the decodes).
-5. `memory`: the KV blocks and bytes a replica would get beside the weights (`gpu_memory_utilization`), bytes
+5. `lora`: tokens/s of `lora_batch` rows decoding at 600 tokens of context, all on the base model, then
+   spread evenly over 4 random rank-16 LoRA adapters on every attention and MLP projection (one engine with 4
+   slots for both), and their ratio (issue 25's target: at least 0.7). Run last: the adapter wrappers stay on
+   the language model's layers once an engine with slots has made them.
+6. `memory`: the KV blocks and bytes a replica would get beside the weights (`gpu_memory_utilization`), bytes
    per token, the most 600-token questions they hold at once, and the device's peak allocation. The engines
    here get a fixed 16 GiB, so that both (graphs off, then on) get the same.
 
@@ -55,6 +59,8 @@ from services.local_pipeline import image_question
 from services.messages import RawImage, SamplingParams
 from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
+from services.models.lora import LoRAAdapter
+from services.models.lora.peft_adapter import LoRAWeights
 from services.models.vision_half import VisionHalf
 from services.tiny_models.model_builder import DIMS, FULL_GLM4V_DIMS, ModelDims, write_model_files
 
@@ -74,6 +80,7 @@ class Plan:
     max_num_seqs: int
     max_model_len: int
     kv_cache_bytes: int | None  # fixed, so that the second engine gets what the first had
+    lora_batch: int
 
 
 # 16 GiB of KV: 400k tokens, three times what 64 rows of 2,000 tokens hold.
@@ -89,6 +96,7 @@ FULL = Plan(
     max_num_seqs=64,
     max_model_len=4096,
     kv_cache_bytes=16 << 30,
+    lora_batch=16,
 )
 SMOKE = Plan(
     DIMS["tiny"],
@@ -102,6 +110,7 @@ SMOKE = Plan(
     max_num_seqs=8,
     max_model_len=1024,
     kv_cache_bytes=None,
+    lora_batch=4,
 )
 
 
@@ -163,13 +172,19 @@ def run(plan: Plan, device: torch.device) -> dict[str, Any]:
             }
             results["decode_graph_speedup"] = _speedups(results["decode"])
             results["arrivals_with_graphs"] = _arrivals(engine, vision, plan)
+            del engine
+            _release(device)
+        # Last: the adapter wrappers stay on the language model's layers once an engine with slots has made them.
+        results["lora"] = _lora(language, plan)
         if device.type == "cuda":
             results["memory"]["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     results["total_s"] = round(time.perf_counter() - started, 1)
     return results
 
 
-def _engine(language: LanguageHalf, plan: Plan, decode_graphs: DecodeGraphs) -> tuple[LLMEngine, float]:
+def _engine(
+    language: LanguageHalf, plan: Plan, decode_graphs: DecodeGraphs, max_loras: int = 0
+) -> tuple[LLMEngine, float]:
     started = time.perf_counter()
     config = EngineConfig(
         max_num_seqs=plan.max_num_seqs,
@@ -178,6 +193,8 @@ def _engine(language: LanguageHalf, plan: Plan, decode_graphs: DecodeGraphs) -> 
         kv_cache_bytes=plan.kv_cache_bytes,
         decode_graphs=decode_graphs,
         startup_self_check=False,
+        max_loras=max_loras,
+        max_lora_rank=LORA_RANK,
     )
     engine = LLMEngine(language, config)
     seconds = round(time.perf_counter() - started, 1)
@@ -257,12 +274,22 @@ def _embedding(language: LanguageHalf, name: str) -> ImageEmbedding:
     return ImageEmbedding(name, grid, embeds.to(language.lm_head_weight.dtype))
 
 
-def _start(engine: LLMEngine, question: list[dict[str, Any]], count: int, max_tokens: int, tag: str) -> list[str]:
-    """Queue `count` requests (a picture each) and step until every one of them is decoding."""
+def _start(
+    engine: LLMEngine,
+    question: list[dict[str, Any]],
+    count: int,
+    max_tokens: int,
+    tag: str,
+    adapters: list[str | None] | None = None,
+) -> list[str]:
+    """Queue `count` requests (a picture each; request i answered by `adapters[i % len(adapters)]`, the base by
+    default) and step until every one of them is decoding."""
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
     names = [f"{tag}-{index}" for index in range(count)]
-    for name in names:
-        engine.add_request(name, question, [_embedding(engine.language, name)], params)
+    answering = adapters or [None]
+    for index, name in enumerate(names):
+        adapter = answering[index % len(answering)]
+        engine.add_request(name, question, [_embedding(engine.language, name)], params, adapter=adapter)
     while engine.scheduler.waiting or any(sequence.is_prefilling for sequence in engine.scheduler.running):
         engine.step()
     return names
@@ -306,6 +333,48 @@ def _speedups(decode: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- time to first token, arrivals ------------------------------------------------------------------------------
+
+
+# -- LoRA -----------------------------------------------------------------------------------------------------
+
+LORA_RANK = 16
+LORA_ADAPTERS = 4
+
+
+def _lora(language: LanguageHalf, plan: Plan) -> dict[str, Any]:
+    engine, _ = _engine(language, plan, "off", max_loras=LORA_ADAPTERS)
+    names = [f"adapter-{index}" for index in range(LORA_ADAPTERS)]
+    for index, name in enumerate(names):
+        engine.register_adapter(_random_adapter(engine, name, seed=index))
+    question = _question(language, 600)
+    figures: dict[str, Any] = {"batch": plan.lora_batch, "adapters": LORA_ADAPTERS, "rank": LORA_RANK}
+    for label, adapters in [("base", None), ("mixed", [*names])]:
+        started = _start(engine, question, plan.lora_batch, plan.decode_steps + 8, f"lora-{label}", adapters)
+        gaps = _timed_steps(engine, plan.decode_steps)
+        _abort(engine, started)
+        figures[label] = {**_gap_figures(gaps), "tokens_per_s": round(plan.lora_batch * len(gaps) / sum(gaps), 1)}
+    figures["mixed_over_base"] = round(figures["mixed"]["tokens_per_s"] / figures["base"]["tokens_per_s"], 3)
+    say(
+        f"LoRA: batch {plan.lora_batch}, {figures['base']['tokens_per_s']} tokens/s on the base, "
+        f"{figures['mixed']['tokens_per_s']} over {LORA_ADAPTERS} adapters: {figures['mixed_over_base']}x"
+    )
+    del engine
+    return figures
+
+
+def _random_adapter(engine: LLMEngine, name: str, seed: int) -> LoRAAdapter:
+    """Rank-16 updates on every layer the engine adapts, made on the device: nothing is read."""
+    pool = engine.runner.adapters
+    assert pool is not None
+    generator = torch.Generator().manual_seed(seed)
+    dtype = engine.language.lm_head_weight.dtype
+    device = engine.language.device
+    weights = {}
+    for module, layer in pool.layers.items():
+        a = torch.randn(LORA_RANK, layer.base.in_features, generator=generator) * 0.01
+        b = torch.randn(layer.base.out_features, LORA_RANK, generator=generator) * 0.01
+        weights[module] = LoRAWeights(a.to(device, dtype), b.to(device, dtype))
+    return LoRAAdapter(name, LORA_RANK, zlib.crc32(name.encode()).to_bytes(16, "big"), weights)
 
 
 def _ttft(engine: LLMEngine, vision: VisionHalf, plan: Plan) -> dict[str, Any]:

@@ -41,6 +41,9 @@ def test_the_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     assert ttft["requests"] == SMOKE.ttft_requests and 0 < ttft["vision_p50_ms"] < ttft["ttft_p50_ms"]
     for arrivals in (figures["arrivals"], figures["arrivals_with_graphs"]):
         assert arrivals["with_arrivals"]["itl_p99_ms"] > 0 and arrivals["worst_gap_over_steady_median"] > 0
+    lora = figures["lora"]
+    assert (lora["batch"], lora["adapters"]) == (SMOKE.lora_batch, 4)
+    assert lora["base"]["tokens_per_s"] > 0 and lora["mixed"]["tokens_per_s"] > 0 and lora["mixed_over_base"] > 0
     assert figures["memory"]["kv_bytes_per_token"] == 2 * 2 * 2 * 16 * 4  # layers, K+V, KV heads, dim, fp32
 
 
