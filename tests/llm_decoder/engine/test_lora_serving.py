@@ -19,7 +19,7 @@ from services.models.language_half import LanguageHalf
 from services.models.lora import AdapterError
 from tests.conftest import FAMILY_NAMES
 from tests.llm_decoder.engine.engine_runs import output_token_ids, run_to_completion
-from tests.models.test_lora import full_model, make_adapter
+from tests.models.lora_adapters import full_model, make_adapter
 
 CPU = torch.device("cpu")
 PARAMS = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
@@ -96,7 +96,7 @@ class TestAnswersWithAdapters:
         for name in ("receipts", "moderation", "third"):
             engine.add_request(name, QUESTION, [], PARAMS, adapter=name)
         engine.step()
-        assert sorted(s.adapter for s in engine.scheduler.running) == ["moderation", "receipts"]
+        assert sorted(str(s.adapter) for s in engine.scheduler.running) == ["moderation", "receipts"]
         outputs = run_to_completion(engine)
         assert output_token_ids(outputs["third"]) == alone(language, "third", {"third": third})
 
