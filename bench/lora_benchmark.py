@@ -2,16 +2,18 @@
 evenly over 4 LoRA adapters (rank 16, on every projection `ModelFamily.lora_targets` names), and their ratio.
 
     .venv/bin/python -m bench.lora_benchmark [--size small] [--dtype auto] [--max-tokens 64] [--repetitions 5]
-        [--threads N]
+        [--threads 1]
 
 One engine serves both runs, its 4 adapter slots filled (`max_loras=4`, `max_lora_rank=16`), so that the only
-difference between them is the adapter rows. A run adds every request at once and steps the engine until all
-have finished (prefill and decode, `ignore_eos`); tokens/s is its output tokens over its wall time. Prompts are
-text, as in bench/engine_decode_benchmark.py (~100 tokens, one word more per request), and the prefix cache is
-off, so every run prefills the same work. After a warm-up run of each, the two take turns (the order swapped
-every repetition, so the host's slow swings fall on both); each figure is the median over repetitions. The
-adapters are random and non-zero, built with `peft` into a temporary directory. Prints both figures, the ratio
-mixed/base against its target (>= 0.70) and the adapters seen in the steps; writes bench/results/lora.json.
+difference between them is the adapter rows. Torch runs on one thread by default, as a CPU decoder replica does
+(services/serve_config.py; two threads on a shared 2-core host also stall whenever one of them is preempted). A
+run adds every request at once and steps the engine until all have finished (prefill and decode, `ignore_eos`);
+tokens/s is its output tokens over its wall time. Prompts are text, as in bench/engine_decode_benchmark.py (~100
+tokens, one word more per request), and the prefix cache is off, so every run prefills the same work. After a
+warm-up run of each, the two take turns (the order swapped every repetition, so the host's slow swings fall on
+both); each figure is the median over repetitions. The adapters are random and non-zero, built with `peft` into
+a temporary directory. Prints every repetition, both medians, the ratio mixed/base against its target (>= 0.70)
+and the adapter slots the steps carried; writes bench/results/lora.json.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def main() -> None:
     parser.add_argument("--dtype", choices=get_args(DTypeName), default="auto", help="as `flashvqa serve --dtype`")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repetitions", type=int, default=5)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's; a decoder replica sets its own)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads: 1, as a CPU decoder replica runs (serve_config.py)"
+    )
     args = parser.parse_args()
     set_torch_threads(args.threads)
     model = model_dir(args.size)
