@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve ask test test-fast chaos bench bench-burst bench-arrivals bench-device venv
+.PHONY: serve ask test test-fast chaos bench bench-burst bench-arrivals bench-lora bench-device venv
 
 # Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
 serve: $(BIN)/flashvqa
@@ -22,6 +22,10 @@ bench-burst: $(BIN)/flashvqa
 # A running stream while 8 prompts arrive at once, at several step budgets (docs/performance.md, Arrivals).
 bench-arrivals: $(BIN)/flashvqa
 	$(BIN)/python -m bench.arrival_benchmark
+
+# 16 requests on the base model against 16 over 4 LoRA adapters, in one engine (docs/performance.md, LoRA).
+bench-lora: $(BIN)/flashvqa
+	$(BIN)/python -m bench.lora_benchmark
 
 # The one-shot GPU benchmark at GLM-4.6V-Flash's dimensions, random weights (docs/performance.md).
 bench-device: $(BIN)/flashvqa

@@ -27,8 +27,7 @@ from services.common.image_input import load_image
 from services.local_pipeline import image_question
 from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import FAMILY_NAMES, noise_image
-from tests.llm_decoder.engine.test_lora_serving import merged_model_dir
-from tests.models.test_lora import make_adapter
+from tests.models.lora_adapters import make_adapter, merged_model_dir
 from tests.process_group import group_gone
 from tests.reference import ReferenceModel
 from tests.serve_stats import decoder_stats

@@ -15,8 +15,7 @@ from services.gateway.options import AuthOptions, GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.http_server import serve_in_thread
-from tests.llm_decoder.engine.test_lora_serving import merged_model_dir
-from tests.models.test_lora import make_adapter
+from tests.models.lora_adapters import make_adapter, merged_model_dir
 
 CONFIG = EngineConfig(max_num_seqs=4, max_model_len=512, max_loras=2, max_lora_rank=8)
 OPTIONS = GatewayOptions(model_name="tiny-glm4v", auth=AuthOptions(allow_anonymous=True))

@@ -19,7 +19,7 @@ from tests.browser import CHROMIUM, CHROMIUM_FLAGS, ENDLESS_ANSWERS
 from tests.conftest import noise_image
 from tests.http_server import serve_in_thread
 from tests.llm_decoder.engine.json_schemas import receipt
-from tests.models.test_lora import make_adapter
+from tests.models.lora_adapters import make_adapter
 from tests.waiting import wait_until
 
 playwright_api = pytest.importorskip("playwright.sync_api")

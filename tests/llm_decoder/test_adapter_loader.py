@@ -24,7 +24,7 @@ from services.messages import (
     SamplingParams,
 )
 from services.models.language_half import LanguageHalf
-from tests.models.test_lora import make_adapter
+from tests.models.lora_adapters import make_adapter
 
 GREEDY = SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
 CONFIG = EngineConfig(max_num_seqs=4, max_model_len=256, max_loras=2, max_lora_rank=8)

@@ -15,30 +15,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from services.models.family import FAMILIES
 from services.models.lora import AdapterError, AdapterPool, PoolFullError, load_peft_adapter
 from tests.conftest import FAMILY_NAMES
+from tests.models.lora_adapters import full_model, make_adapter
 
 SEQUENCE_LENGTH = 12
-
-
-def full_model(model_dir: Path) -> Any:
-    family_name = json.loads((model_dir / "config.json").read_text())["model_type"]
-    model = FAMILIES[family_name].hf_class("model_class").from_pretrained(model_dir, dtype=torch.float32)
-    return model.eval()
-
-
-def make_adapter(model_dir: Path, out: Path, rank: int, seed: int, **options: Any) -> Path:
-    """A random, non-zero adapter on the language model's layers, saved as `peft` saves it."""
-    torch.manual_seed(seed)
-    family = FAMILIES[json.loads((model_dir / "config.json").read_text())["model_type"]]
-    targets = "|".join(family.lora_targets)
-    config = LoraConfig(
-        r=rank,
-        lora_alpha=2 * rank,
-        target_modules=rf".*language_model.*\.({targets})",
-        init_lora_weights=False,  # B random too: the update is not zero
-        **options,
-    )
-    get_peft_model(full_model(model_dir), config).save_pretrained(out)
-    return out
 
 
 def merged_hidden(model_dir: Path, adapter: Path | None, input_ids: torch.Tensor) -> torch.Tensor:
@@ -173,7 +152,7 @@ class TestBadAdapters:
     def test_vision_tower_targets(self, tiny_model_dirs: dict[str, Path], tmp_path: Path, glm_text_model: Any) -> None:
         torch.manual_seed(0)
         config = LoraConfig(r=2, target_modules=r".*visual.*\.(gate_proj|up_proj|down_proj)", init_lora_weights=False)
-        get_peft_model(full_model(tiny_model_dirs["glm4v"]), config).save_pretrained(tmp_path)
+        get_peft_model(full_model(tiny_model_dirs["glm4v"]), config).save_pretrained(str(tmp_path))
         with pytest.raises(AdapterError, match="vision tower"):
             load_peft_adapter("vision", tmp_path, glm_text_model, max_rank=8)
 

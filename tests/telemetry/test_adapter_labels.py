@@ -14,7 +14,7 @@ from services.gateway.options import AuthOptions, GatewayOptions
 from services.in_process_app import build_in_process_app
 from services.llm_decoder.engine import EngineConfig
 from tests.http_server import serve_in_thread
-from tests.models.test_lora import make_adapter
+from tests.models.lora_adapters import make_adapter
 from tests.telemetry.conftest import spans_of_trace
 from tests.telemetry.test_metrics import CHAT, moved, scrape
 from tests.telemetry.test_request_log import LOGGER, logged

@@ -5,12 +5,10 @@ adapters are refused."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from peft import PeftModel
 
 from services.llm_decoder.engine import EngineConfig, LLMEngine
 from services.llm_decoder.engine.llm_engine import AdapterInUseError
@@ -20,18 +18,11 @@ from services.models.language_half import LanguageHalf
 from services.models.lora import AdapterError
 from tests.conftest import FAMILY_NAMES
 from tests.llm_decoder.engine.engine_runs import output_token_ids, run_to_completion
-from tests.models.test_lora import full_model, make_adapter
+from tests.models.lora_adapters import make_adapter, merged_model_dir
 
 CPU = torch.device("cpu")
 PARAMS = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
 QUESTION = image_question("What is the total of this receipt? Answer in full sentences.", 0)
-
-
-def merged_model_dir(base: Path, adapter: Path, out: Path) -> Path:
-    """The adapter merged into the weights, saved beside the base's tokenizer, processor and templates."""
-    shutil.copytree(base, out, ignore=shutil.ignore_patterns("*.safetensors", "*.safetensors.index.json"))
-    PeftModel.from_pretrained(full_model(base), adapter).merge_and_unload().save_pretrained(out)
-    return out
 
 
 def alone(language: LanguageHalf, adapter: str | None = None, adapters: dict[str, Path] | None = None) -> list[int]:
@@ -97,7 +88,7 @@ class TestAnswersWithAdapters:
         for name in ("receipts", "moderation", "third"):
             engine.add_request(name, QUESTION, [], PARAMS, adapter=name)
         engine.step()
-        assert sorted(s.adapter for s in engine.scheduler.running) == ["moderation", "receipts"]
+        assert sorted(str(s.adapter) for s in engine.scheduler.running) == ["moderation", "receipts"]
         outputs = run_to_completion(engine)
         assert output_token_ids(outputs["third"]) == alone(language, "third", {"third": third})
 
