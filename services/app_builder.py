@@ -20,7 +20,6 @@ from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S
 from services.llm_decoder.deployment import LLMDecoderDeployment
 from services.llm_decoder.engine import EngineConfig
 from services.llm_decoder.engine.config import DecodeGraphs
-from services.messages import CONFIGURED_REVISION, AdapterRef
 from services.routing.affinity_router import affinity_router_config
 from services.vision_encoder.deployment import EncoderBatching, VisionEncoderDeployment
 from services.vision_encoder.embedding_cache import DEFAULT_CACHE_BYTES
@@ -99,12 +98,9 @@ class LoRAArgs(BaseModel):
     def enabled(self) -> bool:
         return bool(self.adapters) or self.adapter_root is not None
 
-    def configured(self) -> list[AdapterRef]:
-        return [AdapterRef(name, path, CONFIGURED_REVISION) for name, path in sorted(self.adapters.items())]
-
     def loading(self) -> AdapterLoading:
         root = None if self.adapter_root is None else Path(self.adapter_root)
-        return AdapterLoading(self.configured(), root, max(self.max_held, len(self.adapters)))
+        return AdapterLoading.serving(self.adapters, root, self.max_held)
 
 
 class DecoderArgs(DeploymentArgs):
@@ -230,6 +226,7 @@ def build_app(args: dict[str, Any]) -> Application:
         )
     )
     decoder_args = app_args.decoder
+    adapter_loading = decoder_args.lora.loading()
     decoder = (
         _deployment(LLMDecoderDeployment)
         .options(
@@ -245,21 +242,21 @@ def build_app(args: dict[str, Any]) -> Application:
             decoder_args.torch_threads,
             decoder_args.stream_interval_ms / 1000,
             dtype=app_args.dtype,
-            adapters=decoder_args.lora.loading(),
+            adapters=adapter_loading,
         )
     )
     settings = app_args.gateway.model_dump(include=set(GatewaySettings.model_fields))
     settings["max_in_flight"] = max_in_flight = in_flight_budget(app_args)
     gateway_options = GatewayOptions(
         model_name=app_args.model_name,
-        adapters=tuple(decoder_args.lora.configured()),
+        adapters=tuple(adapter_loading.configured),
         runtime_lora_loading=decoder_args.lora.adapter_root is not None,
         **settings,
     )
     # Adapters loaded at run time are kept where every gateway replica reads them; without an adapter root the
     # configured ones never change, and each gateway replica holds them itself.
     adapter_registry = (
-        _deployment(AdapterRegistryDeployment).bind(decoder_args.lora.configured())
+        _deployment(AdapterRegistryDeployment).bind(list(adapter_loading.configured))
         if decoder_args.lora.adapter_root is not None
         else None
     )

@@ -17,7 +17,6 @@ from services.in_process_backends import InProcessBackends
 from services.llm_decoder.adapter_loader import AdapterLoading
 from services.llm_decoder.async_engine import DEFAULT_STREAM_INTERVAL_S, AsyncLLMEngine
 from services.llm_decoder.engine import EngineConfig, LLMEngine
-from services.messages import CONFIGURED_REVISION, AdapterRef
 from services.models.checkpoint import model_dtype
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
@@ -48,12 +47,11 @@ def build_in_process_app(
     encoder = VisionEncoder(partial(unbatched, encode=vision.encode), EmbeddingCache(cache_bytes))
     language = LanguageHalf(model_dir, torch_device, torch_dtype)
     llm_engine = LLMEngine(language, engine_config)
-    configured = [AdapterRef(name, str(path), CONFIGURED_REVISION) for name, path in (lora_adapters or {}).items()]
-    loading = AdapterLoading(configured, adapter_root, max(AdapterLoading.max_held, len(configured)))
+    loading = AdapterLoading.serving(lora_adapters or {}, adapter_root)
     engine = AsyncLLMEngine(llm_engine, stream_interval_s=stream_interval_s, adapters=loading)
     options = options or GatewayOptions(model_name=model_dir.name, auth=AuthOptions(allow_anonymous=True))
     options = options.model_copy(
-        update={"adapters": tuple(configured), "runtime_lora_loading": adapter_root is not None}
+        update={"adapters": tuple(loading.configured), "runtime_lora_loading": adapter_root is not None}
     )
     if options.max_in_flight is None:  # the one engine's capacity, as the Serve app derives it for its pool
         options = options.model_copy(update={"max_in_flight": llm_engine.config.max_requests})

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.llm_decoder.engine import LLMEngine
-from services.messages import AdapterLoadError, AdapterRef
+from services.messages import CONFIGURED_REVISION, AdapterLoadError, AdapterRef
 from services.models.lora import AdapterError, LoRAAdapter
 
 
@@ -30,6 +30,12 @@ class AdapterLoading:
     def __post_init__(self) -> None:
         if self.max_held < max(1, len(self.configured)):
             raise ValueError(f"max_held ({self.max_held}) must hold every configured adapter ({len(self.configured)})")
+
+    @classmethod
+    def serving(cls, adapters: Mapping[str, str | Path], root: Path | None, max_held: int = 16) -> AdapterLoading:
+        """The operator's adapters (model id -> directory), every one of them held whatever `max_held` says."""
+        configured = [AdapterRef(name, str(path), CONFIGURED_REVISION) for name, path in sorted(adapters.items())]
+        return cls(configured, root, max(max_held, len(configured)))
 
 
 @dataclass

@@ -81,16 +81,13 @@ class AsyncLLMEngine:
         when given, is filled in as the request passes through the engine's steps."""
         if self._error is not None:
             raise EngineDeadError("the decoder engine has failed") from self._error
-        if request.adapter is None:
-            async for output in self._generate(request, images, None, timings):
-                yield output
-            return
-        adapter = await self._adapters.acquire(request.adapter)
+        adapter = None if request.adapter is None else await self._adapters.acquire(request.adapter)
         try:
             async for output in self._generate(request, images, adapter, timings):
                 yield output
         finally:
-            self._adapters.release(request.adapter)
+            if request.adapter is not None:
+                self._adapters.release(request.adapter)
 
     async def check_adapter(self, ref: AdapterRef) -> None:
         """Read and register `ref`'s adapter here, as a request naming it would. Raises AdapterLoadError."""

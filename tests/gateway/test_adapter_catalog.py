@@ -3,11 +3,17 @@ request to any other, an unloaded one stops within the view's age, and unknown n
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
+from services.gateway.admission.auth import Tenant
+from services.gateway.api.api_error import APIError
+from services.gateway.backends import Backends
 from services.gateway.lora import adapter_catalog
 from services.gateway.lora.adapter_catalog import MISS_REFRESH_S, AdapterCatalog
 from services.gateway.lora.adapter_store import InMemoryAdapterStore
+from services.gateway.lora.served_models import ServedModels
 from services.messages import AdapterRef
 
 RECEIPTS = AdapterRef("receipts", "receipts", "1")
@@ -74,3 +80,13 @@ async def test_a_taken_name_is_not_replaced_unless_asked() -> None:
     assert await catalog.get("receipts") == RECEIPTS
     assert await catalog.add(other, replace=True)
     assert await catalog.get("receipts") == other
+
+
+async def test_refusing_unknown_models_reads_the_store_no_more_than_looking_them_up(clock: Clock) -> None:
+    store = CountingStore([RECEIPTS])
+    models = ServedModels("base", AdapterCatalog(store), cast(Backends, None), runtime_loading=False)
+    for attempt in range(20):
+        clock.now += MISS_REFRESH_S / 40
+        with pytest.raises(APIError, match="models you can use: 'base', 'receipts'"):
+            await models.resolve(f"nobody-{attempt}", Tenant(name="acme"))
+    assert store.snapshots == 1

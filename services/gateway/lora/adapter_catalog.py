@@ -29,6 +29,10 @@ class AdapterCatalog:
 
     async def all(self) -> list[AdapterRef]:
         await self._refresh()
+        return self.known()
+
+    def known(self) -> list[AdapterRef]:
+        """This view's adapters as last read, without reading the store again."""
         return sorted(self._refs.values(), key=lambda ref: ref.name)
 
     async def add(self, ref: AdapterRef, replace: bool) -> bool:

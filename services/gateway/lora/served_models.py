@@ -46,7 +46,9 @@ class ServedModels:
             ref = await self._catalog.get(name)
             if ref is not None:
                 return ServedModel(name, ref)
-        served = ", ".join(repr(model_id) for model_id in await self.ids(tenant))
+        # The view `get` just read or found fresh: a flood of unknown model ids costs the shared store nothing more.
+        usable = [self.base, *(ref.name for ref in self._catalog.known())]
+        served = ", ".join(repr(model_id) for model_id in _usable(usable, tenant))
         raise APIError(
             404,
             f"the model {name!r} does not exist; models you can use: {served or 'none'}",
@@ -56,8 +58,7 @@ class ServedModels:
 
     async def ids(self, tenant: Tenant) -> list[str]:
         """The model ids this tenant can use, the base first."""
-        names = [self.base, *(ref.name for ref in await self._catalog.all())]
-        return [name for name in names if tenant.may_use(name)]
+        return _usable([self.base, *(ref.name for ref in await self._catalog.all())], tenant)
 
     async def load(self, name: str, path: str, replace: bool) -> AdapterRef:
         """Check an adapter on a decoder replica, then serve it from every replica. Raises 400 (nothing changed)
@@ -95,6 +96,10 @@ class ServedModels:
                 type="permission_error",
                 code="lora_loading_disabled",
             )
+
+
+def _usable(names: list[str], tenant: Tenant) -> list[str]:
+    return [name for name in names if tenant.may_use(name)]
 
 
 def _already_loaded(name: str) -> APIError:
