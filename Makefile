@@ -3,11 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve ask test test-fast chaos bench bench-burst bench-arrivals bench-lora bench-device venv
+.PHONY: serve serve-lora ask test test-fast chaos bench bench-burst bench-arrivals bench-lora bench-device venv
 
 # Without --model both use the trained demo model that ships in services/demo/glm4v-demo/.
 serve: $(BIN)/flashvqa
 	$(BIN)/flashvqa serve --port 8000
+
+# The same, with the demo LoRA adapter (services/demo/sentences-adapter/) beside the base as model "sentences".
+serve-lora: $(BIN)/flashvqa
+	$(BIN)/flashvqa serve --port 8000 --lora-adapter sentences=services/demo/sentences-adapter
 
 ask: $(BIN)/flashvqa
 	$(BIN)/flashvqa ask --image examples/images/receipt.png "Is this a travel expense?"

@@ -72,7 +72,12 @@ RULES = [
     Rule(
         "nothing a server runs imports the tiny-model builders or the demo's training",
         ("services",),
-        ("services.tiny_models.model_builder", "services.tiny_models.tokenizer_builder", "services.demo.training"),
+        (
+            "services.tiny_models.model_builder",
+            "services.tiny_models.tokenizer_builder",
+            "services.demo.training",
+            "services.demo.adapter_training",
+        ),
         allowed=("services.tiny_models", "services.demo", "services.cli"),
     ),
     Rule(

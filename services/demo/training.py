@@ -64,7 +64,7 @@ def train(config: TrainConfig, dims: DemoDims | None = None) -> LearningCurve:
         kinds = kinds_at(step / config.steps)
         stream = streams.setdefault(kinds, samples(Split.TRAIN, config.seed, kinds, DRAW_WEIGHTS))
         batch = make_batch(processor, list(islice(stream, config.batch_size)), stop_id, pad_id)
-        _set_learning_rates(optimizer, step, config)
+        set_learning_rates(optimizer, step, config.warmup_steps, config.steps)
         answer_loss, probe_loss = _optimizer_step(model, probe, optimizer, batch, config.probe_weight)
         curve.record_loss(step, answer_loss, probe_loss)
         progress.set_postfix(answer=f"{answer_loss:.3f}", probe=f"{probe_loss:.3f}")
@@ -92,12 +92,12 @@ def _parameter_groups(
     ]
 
 
-def _set_learning_rates(optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < config.warmup_steps:
-        factor = (step + 1) / config.warmup_steps
+def set_learning_rates(optimizer: torch.optim.Optimizer, step: int, warmup_steps: int, steps: int) -> None:
+    """Linear warm-up, then cosine decay to a tenth, of each parameter group's `base_lr`."""
+    if step < warmup_steps:
+        factor = (step + 1) / warmup_steps
     else:
-        done = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        done = (step - warmup_steps) / max(1, steps - warmup_steps)
         factor = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
@@ -111,11 +111,16 @@ def _optimizer_step(
     probe_weight: float,
 ) -> tuple[float, float]:
     answer_loss, probe_loss = _losses(model, probe, batch)
+    descend(optimizer, answer_loss + probe_weight * probe_loss)
+    return answer_loss.item(), probe_loss.item()
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimizer step on `loss`, its gradient norm clipped to 1."""
     optimizer.zero_grad()
-    (answer_loss + probe_weight * probe_loss).backward()
+    loss.backward()
     torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], 1.0)
     optimizer.step()
-    return answer_loss.item(), probe_loss.item()
 
 
 def _losses(model: Glm4vForConditionalGeneration, probe: ImageProbe, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +138,7 @@ def _losses(model: Glm4vForConditionalGeneration, probe: ImageProbe, batch: Batc
 
 
 @torch.no_grad()
-def teacher_forced_accuracy(model: Glm4vForConditionalGeneration, batch: Batch) -> dict[str, float]:
+def teacher_forced_accuracy(model: torch.nn.Module, batch: Batch) -> dict[str, float]:
     """Exact match per kind. Every answer token (stop token included) being the argmax given the right
     prefix is exactly what greedy decoding needs to produce the answer, so this equals greedy exact match."""
     model.eval()
