@@ -4,14 +4,16 @@ questions as well as the README says."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from services.demo.dataset import Sample, Split, split_of
+from services.demo.dataset import Split, balanced_heldout, split_of
 from services.demo.drawing import render
-from services.demo.evaluation import Answerer, Report, evaluate_model, pipeline_answerer
+from services.demo.evaluation import Answerer, Prompt, Report, evaluate, pipeline_answerer
 from services.demo.examples import EXAMPLE_SCENES, EXAMPLES_DIR
 from services.demo.questions import LANGUAGES, QuestionKind, ask
 from services.demo.shipped import DEMO_MODEL
@@ -43,8 +45,11 @@ def test_example_pictures_are_held_out_renders(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def answerer() -> Answerer:
-    return pipeline_answerer(DEMO_MODEL)
+def answerer() -> Iterator[Answerer]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `flashvqa eval-demo` runs: on a busy host a second thread only waits
+    yield pipeline_answerer(DEMO_MODEL)
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(
@@ -65,12 +70,12 @@ def test_answers_the_readme_examples(
     scene = EXAMPLE_SCENES[name]
     question = ask(scene, kind, language, random.Random(0))
     assert question.answer == expected
-    assert answerer(Sample(scene, question)).strip() == expected
+    assert answerer(Prompt(render(scene), (), question)).strip() == expected
 
 
 @pytest.fixture(scope="module")
-def heldout_report() -> Report:
-    return evaluate_model(DEMO_MODEL, per_group=10)
+def heldout_report(answerer: Answerer) -> Report:
+    return evaluate(answerer, balanced_heldout(10))
 
 
 @pytest.mark.parametrize("kind", list(TARGETS))
