@@ -47,6 +47,11 @@ class Sample:
     def image(self) -> Image.Image:
         return render(self.scene)
 
+    @property
+    def questions(self) -> tuple[Question, ...]:
+        """A sample is a conversation of one question."""
+        return (self.question,)
+
 
 def split_of(scene: Scene) -> Split:
     digest = hashlib.blake2b(repr(scene).encode(), digest_size=8).digest()

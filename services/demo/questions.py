@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from services.demo.scene import COLOURS, SHAPES, ReceiptScene, Scene, ShapesScene, TextScene
+from services.demo.scene import (
+    COLOURS,
+    MAX_NUMBER,
+    SHAPES,
+    WORDS,
+    ReceiptScene,
+    Scene,
+    ShapesScene,
+    TextScene,
+)
 
 
 class QuestionKind(StrEnum):
@@ -21,7 +31,8 @@ class QuestionKind(StrEnum):
 
 LANGUAGES = ("en", "zh")
 
-_TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
+# What training asks, word for word.
+TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
     QuestionKind.COLOUR: {
         "en": ("What colour is the shape?", "What color are the shapes?"),
         "zh": ("图形是什么颜色?",),
@@ -33,7 +44,17 @@ _TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
     QuestionKind.TOTAL: {"en": ("What is the total?", "What is the total amount?"), "zh": ("总金额是多少?",)},
     QuestionKind.TRAVEL: {"en": ("Is this a travel expense?",), "zh": ("这是差旅费吗?",)},
 }
-_YES_NO = {"en": ("yes", "no"), "zh": ("是", "否")}
+YES_NO = {"en": ("yes", "no"), "zh": ("是", "否")}
+
+# Every answer training teaches, totals aside: those are any amount in the receipt's one layout, `ddd.dd`.
+_ANSWERS = frozenset(
+    [name for english, chinese, _ in COLOURS for name in (english, chinese)]
+    + [name for names in SHAPES for name in names]
+    + [str(number) for number in range(MAX_NUMBER + 1)]  # counts included
+    + list(WORDS)
+    + [word for words in YES_NO.values() for word in words]
+)
+_TOTAL = re.compile(r"[1-9][0-9]{2}\.[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +76,7 @@ def kinds_for(scene: Scene) -> tuple[QuestionKind, ...]:
 
 def ask(scene: Scene, kind: QuestionKind, language: str, rng: random.Random) -> Question:
     assert kind in kinds_for(scene) and language in LANGUAGES, (scene, kind, language)
-    text = rng.choice(_TEMPLATES[kind][language])
+    text = rng.choice(TEMPLATES[kind][language])
     return Question(kind, language, text, answer(scene, kind, language))
 
 
@@ -75,5 +96,12 @@ def answer(scene: Scene, kind: QuestionKind, language: str) -> str:
     assert isinstance(scene, ReceiptScene)
     if kind is QuestionKind.TOTAL:
         return scene.total
-    yes, no = _YES_NO[language]
+    yes, no = YES_NO[language]
     return yes if scene.is_travel else no
+
+
+def in_answer_vocabulary(reply: str) -> bool:
+    """Whether a reply (surrounding space aside) is one of the answers training teaches: one that is not is
+    a piece of a word, a made-up one or a sentence."""
+    reply = reply.strip()
+    return reply in _ANSWERS or _TOTAL.fullmatch(reply) is not None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 IMAGE_SIZE = 168  # 6 x 28 pixels: 36 image tokens after the processor (one per 28 x 28)
 GRID = 3  # shapes sit in distinct cells of a 3 x 3 grid, so they never overlap
 MAX_COUNT = 5
+MAX_NUMBER = 99  # a TextScene's number is 0 to MAX_NUMBER
 
 # (English, Chinese, RGB): the Chinese names are the tokenizer corpus's.
 COLOURS: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
@@ -91,7 +92,7 @@ def random_shapes(rng: random.Random, count: int | None = None) -> ShapesScene:
 
 
 def random_number(rng: random.Random) -> TextScene:
-    return TextScene(str(rng.randint(0, 99)), rng.randrange(len(COLOURS)), _text_offset(rng))
+    return TextScene(str(rng.randint(0, MAX_NUMBER)), rng.randrange(len(COLOURS)), _text_offset(rng))
 
 
 def random_word(rng: random.Random) -> TextScene:

@@ -10,7 +10,7 @@ import pytest
 
 from services.demo.dataset import Sample, Split, balanced_heldout, samples, split_of
 from services.demo.drawing import BACKGROUND, render
-from services.demo.questions import LANGUAGES, QuestionKind, answer
+from services.demo.questions import LANGUAGES, QuestionKind, answer, in_answer_vocabulary
 from services.demo.scene import CATEGORIES, COLOURS, SHAPES, ReceiptScene, ShapesScene, TextScene
 
 
@@ -122,3 +122,15 @@ class TestAnswersAreTrueOfThePicture:
             render(ReceiptScene(0, "2026-01-02", 0, "128.50")).tobytes()
             != render(ReceiptScene(0, "2026-01-02", 0, "128.60")).tobytes()
         )
+
+
+class TestAnswerVocabulary:
+    """Every answer training teaches is in the vocabulary; a piece of one, a sentence or another form is not."""
+
+    def test_every_training_answer_is_in_it(self) -> None:
+        answers = {sample.question.answer for sample in islice(samples(Split.TRAIN, 0), 3000)}
+        assert len(answers) > 100 and all(in_answer_vocabulary(f" {answer}\n") for answer in answers)
+
+    @pytest.mark.parametrize("reply", ["ue", "色", "", "Red", "red.", "It is red", "100", "1.", "268.0", "068.00"])
+    def test_fragments_and_other_forms_are_not(self, reply: str) -> None:
+        assert not in_answer_vocabulary(reply)

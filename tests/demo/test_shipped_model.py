@@ -1,19 +1,22 @@
 """The trained demo model that ships in the package: it answers the README's examples and held-out
-questions as well as the README says."""
+questions as well as the README says, and a fixed sample of the second renderer's no worse than today."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from services.demo.dataset import Sample, Split, split_of
+from services.demo.dataset import Split, balanced_heldout, split_of
 from services.demo.drawing import render
-from services.demo.evaluation import Answerer, Report, evaluate_model, pipeline_answerer
+from services.demo.evaluation import Answerer, Prompt, Report, Turn, evaluate, pipeline_answerer
 from services.demo.examples import EXAMPLE_SCENES, EXAMPLES_DIR
 from services.demo.questions import LANGUAGES, QuestionKind, ask
+from services.demo.second_renderer.conversations import balanced_conversations
 from services.demo.shipped import DEMO_MODEL
 
 pytestmark = pytest.mark.slow
@@ -27,6 +30,11 @@ TARGETS = {
     QuestionKind.TOTAL: 0.8,
     QuestionKind.TRAVEL: 0.9,
 }
+# The second renderer's first 6 conversations per kind and language (seed 0), measured on the shipped model:
+# 5 of 84 first questions right (6.0%), 5 of 115 follow-ups (4.3%). The floors are those less a margin for
+# another CPU's rounding; retraining for issue 27 is to raise them (its targets: docs/demo-model.md).
+SECOND_RENDERER_SAMPLE = 6
+SECOND_RENDERER_FLOORS = {Turn.FIRST: 0.03, Turn.FOLLOW_UP: 0.02}
 
 
 def test_weights_are_a_few_megabytes() -> None:
@@ -43,8 +51,11 @@ def test_example_pictures_are_held_out_renders(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def answerer() -> Answerer:
-    return pipeline_answerer(DEMO_MODEL)
+def answerer() -> Iterator[Answerer]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `flashvqa eval-demo` runs: on a busy host a second thread only waits
+    yield pipeline_answerer(DEMO_MODEL)
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(
@@ -65,15 +76,26 @@ def test_answers_the_readme_examples(
     scene = EXAMPLE_SCENES[name]
     question = ask(scene, kind, language, random.Random(0))
     assert question.answer == expected
-    assert answerer(Sample(scene, question)).strip() == expected
+    assert answerer(Prompt(render(scene), (), question)).strip() == expected
 
 
 @pytest.fixture(scope="module")
-def heldout_report() -> Report:
-    return evaluate_model(DEMO_MODEL, per_group=10)
+def heldout_report(answerer: Answerer) -> Report:
+    return evaluate(answerer, balanced_heldout(10))
 
 
 @pytest.mark.parametrize("kind", list(TARGETS))
 def test_meets_the_accuracy_bar_on_held_out_pictures(heldout_report: Report, kind: QuestionKind) -> None:
     for language in LANGUAGES:
         assert heldout_report.accuracy(kind, language) >= TARGETS[kind], (kind, language, heldout_report.as_table())
+
+
+@pytest.fixture(scope="module")
+def second_renderer_report(answerer: Answerer) -> Report:
+    return evaluate(answerer, balanced_conversations(SECOND_RENDERER_SAMPLE))
+
+
+@pytest.mark.parametrize("turn", list(Turn))
+def test_no_worse_than_today_on_the_second_renderer(second_renderer_report: Report, turn: Turn) -> None:
+    report = second_renderer_report
+    assert report.overall(turn) >= SECOND_RENDERER_FLOORS[turn], (turn, report.as_table())
