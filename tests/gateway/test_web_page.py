@@ -144,10 +144,20 @@ class TestAsking:
         assert "total" in meta
         first, follow_up = requests
         assert first["stream"] is True
+        assert first["temperature"] == 0, "greedy unless asked: the demo model and its adapters answer best at 0"
         assert first["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/")
         assert [m["role"] for m in follow_up["messages"]] == ["user", "assistant", "user"]
         assert follow_up["messages"][2]["content"] == "这是什么品牌?"
         assert all(url.startswith(base_url) for url in urls), "the page must load nothing from elsewhere"
+
+    @pytest.mark.parametrize(("entered", "sent"), [("0.7", 0.7), ("", 0), ("5", 0)])
+    def test_the_chosen_temperature_is_sent(self, page: Any, entered: str, sent: float) -> None:
+        _set_max_tokens(page, "2")
+        page.fill("#temperature", entered)
+        with page.expect_request("**/v1/chat/completions") as request:
+            page.fill("#question", "hi")
+            page.press("#question", "Enter")
+        assert json.loads(request.value.post_data)["temperature"] == sent
 
     def test_new_image_starts_a_new_conversation(self, page: Any) -> None:
         _set_max_tokens(page, "4")

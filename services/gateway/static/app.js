@@ -105,6 +105,7 @@ async function ask(question) {
         messages: history,
         stream: true,
         max_tokens: Number($("max-tokens").value) || 256,
+        temperature: chosenTemperature(),
         response_format: responseFormat,
         chat_template_kwargs: { enable_thinking: $("thinking").checked && !responseFormat },
       }),
@@ -183,6 +184,13 @@ function showJson(element, text) {
   }
   element.classList.add("json");
   return true;
+}
+
+// Greedy unless asked otherwise: small models and their adapters answer best at 0, and the API's default of 1
+// would sample. An empty or out-of-range entry falls back to 0 rather than a refusal.
+function chosenTemperature() {
+  const value = Number($("temperature").value);
+  return Number.isFinite(value) && value >= 0 && value <= 2 ? value : 0;
 }
 
 // A format constrains the answer from its first token, where a thinking model would begin to think.
