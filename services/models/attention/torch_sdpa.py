@@ -2,8 +2,9 @@
 device; on a GPU it is the correctness baseline for the fast kernels.
 
 Each layer gathers the rows' keys out of the block pool through their block tables: decode rows in one
-batched call (every row's context padded to the longest, masked by its length), each prompt chunk in a call
-of its own with a causal mask shifted by the chunk's start.
+batched call (every row's context padded to the longest, masked by its length; the query heads that share a
+kv head go in as its queries), each prompt chunk in a call of its own with a causal mask shifted by the
+chunk's start.
 """
 
 from __future__ import annotations
@@ -67,16 +68,19 @@ class TorchSDPABackend:
     ) -> torch.Tensor:
         output = torch.empty_like(query)
         if prepared.num_decodes:
-            decodes = prepared.num_decodes
+            decodes, heads, kv_heads = prepared.num_decodes, query.shape[1], keys.shape[2]
+            # A decode row has one query per head: the heads that share a kv head go in as that head's queries
+            # (`[rows, kv_heads, heads per kv head, head_dim]`), which SDPA runs ~3x faster on a CPU than
+            # enable_gqa's one query per head. Head h reads kv head h // (heads / kv_heads), as in enable_gqa.
+            grouped = query[0, :, :decodes].transpose(0, 1).reshape(decodes, kv_heads, heads // kv_heads, -1)
             attended = scaled_dot_product_attention(
-                query[0, :, :decodes].transpose(0, 1).unsqueeze(2),
+                grouped,
                 _gather(keys, prepared.decode_blocks, prepared.decode_len),
                 _gather(values, prepared.decode_blocks, prepared.decode_len),
                 attn_mask=prepared.decode_mask,
                 scale=scale,
-                enable_gqa=True,
             )
-            output[0, :, :decodes] = attended[:, :, 0].transpose(0, 1)
+            output[0, :, :decodes] = attended.reshape(decodes, heads, -1).transpose(0, 1)
         for chunk in prepared.chunks:
             rows = slice(chunk.offset, chunk.offset + chunk.length)
             output[:, :, rows] = scaled_dot_product_attention(
