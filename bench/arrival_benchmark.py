@@ -1,6 +1,7 @@
 """A running stream while new prompts arrive at once: how long its longest silence gets.
 
     .venv/bin/python -m bench.arrival_benchmark [--size small] [--budgets 192 8192] [--arrivals 8]
+        [--step-time-target-ms 0]
 
 For each decoder token budget (`max_num_batched_tokens`), a local stack (Ray Serve: gateway, encoder,
 decoder) is started with it, and then, twice, one answer streams while `--arrivals` requests arrive together:
@@ -169,7 +170,8 @@ async def _arrivals_beside_a_stream(
 
 
 async def _measure(url: str, budget: int, arrivals: int, requests_per_user: int) -> BudgetResult:
-    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+    # The running stream outlives the gateway's default 30 s deadline while long prompts are absorbed.
+    async with httpx.AsyncClient(base_url=url, timeout=600, headers={"x-request-timeout": "300"}) as client:
         images = [image_url(seed, size=512) for seed in range(arrivals)]
         for image in images:  # into the encoder's cache: the arrivals then cost the decoder only
             await _stream(client, _body("Warm up.", image, 1), [])
@@ -193,14 +195,18 @@ def main() -> None:
     parser.add_argument("--size", choices=["tiny", "small"], default="small")
     parser.add_argument("--budgets", type=int, nargs="+", default=[192, 8192])
     parser.add_argument("--arrivals", type=int, default=8)
+    parser.add_argument(
+        "--step-time-target-ms", type=float, default=0.0, help="decoder.step_time_target_ms (0: none, the default)"
+    )
     parser.add_argument("--requests-per-user", type=int, default=4, help="of the concurrency-16 level")
     args = parser.parse_args()
     model = model_dir(args.size)
     RESULTS.mkdir(parents=True, exist_ok=True)
     measured = []
     for budget in args.budgets:
-        _say(f"{model.name}, max_num_batched_tokens {budget}:")
-        overrides = {"decoder": {"max_num_batched_tokens": budget, "max_waiting": 64}}
+        _say(f"{model.name}, max_num_batched_tokens {budget}, step_time_target_ms {args.step_time_target_ms:g}:")
+        decoder = {"max_num_batched_tokens": budget, "step_time_target_ms": args.step_time_target_ms, "max_waiting": 64}
+        overrides = {"decoder": decoder}
         with LocalStack(model, overrides, RESULTS / f"arrivals-stack-{budget}.log") as url:
             measured.append(asyncio.run(_measure(url, budget, args.arrivals, args.requests_per_user)))
     for result in measured:

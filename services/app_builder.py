@@ -115,6 +115,12 @@ class DecoderArgs(DeploymentArgs):
         description="tokens per engine step: every decode, then prompt chunks; null: 192 on CPU, "
         "4096 on GPU; at least max_num_seqs",
     )
+    step_time_target_ms: float = Field(
+        ENGINE_DEFAULTS.step_time_target_ms,
+        ge=0,
+        description="the longest an engine step should take: prompt chunks are cut to what the steps so far say "
+        "fits; 0: no target, the token budget alone",
+    )
     attention_backend: str | None = Field(None, description="attention backend; null: the fastest on the device")
     enable_prefix_caching: bool = Field(
         ENGINE_DEFAULTS.enable_prefix_caching, description="share full KV blocks between prompts that start alike"
@@ -158,6 +164,7 @@ class DecoderArgs(DeploymentArgs):
             max_model_len=self.max_model_len,
             max_waiting=self.max_waiting,
             max_num_batched_tokens=self.max_num_batched_tokens,
+            step_time_target_ms=self.step_time_target_ms,
             enable_prefix_caching=self.enable_prefix_caching,
             attention_backend=self.attention_backend,
             kv_cache_bytes=self.kv_cache_bytes,

@@ -25,7 +25,11 @@ class EngineConfig:
     and prompt chunks fill the rest, so a burst of long prompts costs the running streams at most one
     budget-sized step per token, never a whole prompt (a longer prompt is prefilled over several steps). It
     trades the running streams' worst gap against how fast prompts are absorbed (None:
-    `DEFAULT_BATCHED_TOKENS` of the device).
+    `DEFAULT_BATCHED_TOKENS` of the device). `step_time_target_ms` also bounds a step's time: prompt chunks
+    are cut to what the steps so far say fits in it (step_cost.py), though the step's first chunk always gets
+    a block's worth, so prompts go on whatever the decodes cost (0, the default: no time target; on a 2-core CPU
+    host, 100 ms cut a running stream's worst gap beside 2.6k-token arrivals but made those arrivals wait
+    longer for their first tokens, docs/performance.md).
 
     The KV cache is a pool of blocks: `kv_cache_bytes` of them on any device, or, when it is None, on a GPU
     `gpu_memory_utilization` of its memory less what the weights took, and on a CPU room for `max_num_seqs`
@@ -40,6 +44,7 @@ class EngineConfig:
     max_model_len: int = 4096
     max_waiting: int = 64
     max_num_batched_tokens: int | None = None
+    step_time_target_ms: float = 0.0
     enable_prefix_caching: bool = True
     attention_backend: str | None = None
     kv_cache_bytes: int | None = None
@@ -75,6 +80,8 @@ class EngineConfig:
         return self.max_num_batched_tokens
 
     def __post_init__(self) -> None:
+        if self.step_time_target_ms < 0:
+            raise ValueError(f"step_time_target_ms must be at least 0 (0: none), not {self.step_time_target_ms}")
         if self.max_loras < 0 or self.max_lora_rank < 1:
             raise ValueError(f"invalid LoRA sizes: {self}")
         if self.max_num_seqs < 1 or self.max_model_len < 2 or self.max_waiting < 0:

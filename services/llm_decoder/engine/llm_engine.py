@@ -10,6 +10,7 @@ engine synchronously.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,6 +250,7 @@ class LLMEngine:
     def _run(self, scheduled: ScheduledStep) -> list[TokenOutput]:
         if not scheduled.chunks:
             return []
+        started = time.perf_counter()
         logits = self.runner.run(scheduled)
         self.scheduler.finish_chunks(scheduled)
         sampled = [chunk.sequence for chunk in scheduled.chunks if chunk.samples]
@@ -256,6 +258,8 @@ class LLMEngine:
             c.sequence.num_prompt_tokens for c in scheduled.prefills if c.samples and not c.sequence.output_token_ids
         )
         outputs = self._sample(sampled, logits) if sampled else []
+        if sampled:  # reading the tokens back waited for the forward, on a GPU too: the step's whole time
+            self.scheduler.step_cost.observe(scheduled.shape, time.perf_counter() - started)
         for sequence in [s for s in sampled if s.finish_reason is not None]:
             self._release(sequence)
             self._counts["finished"] += 1

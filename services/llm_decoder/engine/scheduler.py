@@ -3,9 +3,12 @@
 Each step puts every decoding sequence's next token first, then fills what is left of the budget with
 prompt chunks: first the prompts already being prefilled, oldest first, then newly admitted ones, in arrival
 order. A running stream therefore waits at most one budget-sized step per token, however many or however
-long the prompts that arrive, and a prompt longer than the budget is prefilled over several steps. No
-sequence starves: the decodes never fill the budget alone (it is at least `max_num_seqs`), a started prompt
-goes before any newer one, and the waiting queue is first in, first out.
+long the prompts that arrive, and a prompt longer than the budget is prefilled over several steps. With a
+step time target, chunks are also cut to what the step cost model (step_cost.py) predicts fits in it, so a
+chunk deep into a long prompt, whose attention costs more, gets fewer tokens. No sequence starves: the
+decodes never fill the budget alone (it is at least `max_num_seqs`), each step's first prompt chunk gets at
+least a block's worth of tokens whatever the time target says, a started prompt goes before any newer one,
+and the waiting queue is first in, first out.
 
 Memory: a sequence is admitted when the free KV blocks hold all its tokens (less the full blocks the prefix
 cache already has), and grows by a block when its next token starts one. When a decoding sequence needs a
@@ -17,12 +20,13 @@ since the pool holds at least one sequence of `max_model_len`.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.llm_decoder.engine.block_manager import BlockManager
 from services.llm_decoder.engine.config import EngineConfig
 from services.llm_decoder.engine.prefix_keys import next_block_hash
 from services.llm_decoder.engine.sequence import Sequence, SequenceStatus
+from services.llm_decoder.engine.step_cost import StepCostModel, StepShape
 from services.messages import QueueFullError
 from services.models.kv_cache import BLOCK_SIZE
 
@@ -47,6 +51,7 @@ class ScheduledStep:
     decodes: list[Chunk]  # one token each, oldest sequence first
     prefills: list[Chunk]  # prompt chunks, in the order they were given budget
     started: list[Sequence]  # admitted for the first time in this step (not resumed after a preemption)
+    shape: StepShape = field(default_factory=StepShape)  # what the step's time depends on, for the step cost model
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -80,6 +85,8 @@ class Scheduler:
             )
         self.config = config
         self.budget = config.token_budget
+        self.step_target_s = config.step_time_target_ms / 1000  # 0: the token budget alone
+        self.step_cost = StepCostModel()
         self.block_size = block_size
         self.blocks = BlockManager(num_blocks, enable_caching=config.enable_prefix_caching)
         self.waiting: deque[Sequence] = deque()
@@ -113,24 +120,43 @@ class Scheduler:
             if self._grow(sequence):
                 decodes.append(_chunk(sequence, sequence.num_computed_tokens, 1))
         preempted = self.num_preemptions > preemptions_before
+        shape = StepShape()
+        for decode in decodes:
+            shape = shape.with_decode(decode.start + 1)
         left = self.budget - len(decodes)
         prefills: list[Chunk] = []
         for sequence in self.prefilling:
-            if left == 0:
+            start = sequence.num_computed_tokens
+            length = self._chunk_length(shape, start, min(left, sequence.num_tokens - start), first=not prefills)
+            if length == 0:
                 break
-            prefills.append(self._prompt_chunk(sequence, left))
-            left -= prefills[-1].length
+            prefills.append(_chunk(sequence, start, length))
+            shape, left = shape.with_chunk(start, length), left - length
         started: list[Sequence] = []
         while not preempted and left > 0 and self.waiting and self.num_free_slots > 0:
             sequence = self.waiting[0]
-            if not self._has_adapter_slot(sequence) or not self._admit(sequence):
+            # Sized before admission, as if from the prompt's start: a prefix cache hit only shortens it.
+            length = self._chunk_length(shape, 0, min(left, sequence.num_tokens), first=not prefills)
+            if length == 0 or not self._has_adapter_slot(sequence) or not self._admit(sequence):
                 break
             self.waiting.popleft()
             if sequence.num_preemptions == 0:
                 started.append(sequence)
-            prefills.append(self._prompt_chunk(sequence, left))
-            left -= prefills[-1].length
-        return ScheduledStep(decodes=decodes, prefills=prefills, started=started)
+            start = sequence.num_computed_tokens
+            prefills.append(_chunk(sequence, start, min(length, sequence.num_tokens - start)))
+            shape, left = shape.with_chunk(start, prefills[-1].length), left - prefills[-1].length
+        return ScheduledStep(decodes=decodes, prefills=prefills, started=started, shape=shape)
+
+    def _chunk_length(self, shape: StepShape, start: int, most: int, first: bool) -> int:
+        """How many of `most` prompt tokens from `start` go into a step of `shape`: all of them unless the
+        step cost model says the step would then exceed the time target; at least a block's worth for the
+        step's first chunk."""
+        if not self.step_target_s or most == 0:
+            return most
+        fits = self.step_cost.longest_chunk(shape, start, most, self.step_target_s)
+        if fits is None:
+            return most
+        return max(fits, min(most, self.block_size)) if first else fits
 
     def finish_chunks(self, step: ScheduledStep) -> None:
         """After the step's forward: its chunks' tokens are in the cache, and its newly full blocks may be
@@ -235,8 +261,3 @@ class Scheduler:
         for index in range(sequence.num_registered_blocks, full):
             self.blocks.register(sequence.block_table[index], sequence.block_hashes[index])
         sequence.num_registered_blocks = full
-
-    @staticmethod
-    def _prompt_chunk(sequence: Sequence, budget: int) -> Chunk:
-        start = sequence.num_computed_tokens
-        return _chunk(sequence, start, min(sequence.num_tokens - start, budget))

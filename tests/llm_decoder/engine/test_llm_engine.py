@@ -9,8 +9,10 @@ import torch
 
 from services.common.image_embedding import ImageEmbedding
 from services.llm_decoder.engine import EngineConfig, LLMEngine
+from services.llm_decoder.engine.scheduler import ScheduledStep
 from services.local_pipeline import image_question
 from services.messages import ContextLengthError, PromptError, QueueFullError, RawImage, RequestOutput, SamplingParams
+from services.models.kv_cache import BLOCK_SIZE
 from services.models.language_half import LanguageHalf
 from services.models.vision_half import VisionHalf
 from tests.conftest import FAMILY_NAMES, noise_image
@@ -45,36 +47,57 @@ def _alone(
     return output_token_ids(run_to_completion(engine)["alone"])
 
 
+def _recording_steps(engine: LLMEngine) -> list[ScheduledStep]:
+    """The steps the engine's scheduler gives from now on, one per engine step."""
+    steps: list[ScheduledStep] = []
+    schedule = engine.scheduler.schedule
+
+    def recorded() -> ScheduledStep:
+        steps.append(schedule())
+        return steps[-1]
+
+    engine.scheduler.schedule = recorded  # type: ignore[method-assign]
+    return steps
+
+
 class TestContinuousBatching:
     """A request's greedy tokens do not depend on what else is in the batch, or when it joined."""
 
-    # None: the device's budget, every prompt in one chunk; 13: prompts cut into chunks (through their images)
-    # that are prefilled beside other sequences' decodes and other prompts' chunks.
-    @pytest.mark.parametrize("budget", [None, 13], ids=["whole_prompts", "chunked_prompts"])
+    # The device's budget: every prompt in one chunk. 13: prompts cut into chunks (through their images) that
+    # are prefilled beside other sequences' decodes and other prompts' chunks. A step time target no step can
+    # meet: once the step cost model has seen a few steps, each step's first chunk gets a block, the rest none.
+    @pytest.mark.parametrize(
+        "sizes",
+        [{}, {"max_num_batched_tokens": 13}, {"step_time_target_ms": 1e-6}],
+        ids=["whole_prompts", "chunked_prompts", "time_cut_prompts"],
+    )
     @pytest.mark.parametrize("family", FAMILY_NAMES)
-    def test_eight_concurrent_requests_match_their_solo_runs(
-        self, family: str, budget: int | None, halves: dict
-    ) -> None:
+    def test_eight_concurrent_requests_match_their_solo_runs(self, family: str, sizes: dict, halves: dict) -> None:
         vision, language = halves[family]
         requests = _requests(vision, 8)
         # Different lengths, so sequences finish at different steps and slots get compacted mid-batch.
         params = [SamplingParams(max_tokens=4 + 2 * i, temperature=0.0, ignore_eos=True) for i in range(8)]
         expected = [_alone(language, m, imgs, p) for (m, imgs), p in zip(requests, params, strict=True)]
 
-        engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=1024, max_num_batched_tokens=budget))
+        engine = LLMEngine(language, EngineConfig(max_num_seqs=8, max_model_len=1024, **sizes))
         for index in range(4):
             engine.add_request(f"r{index}", *requests[index], params[index])
         outputs: dict[str, list[RequestOutput]] = {}
+        steps = _recording_steps(engine)
         for step in range(200):
-            if step == 3:  # the rest join while the first four are decoding
+            if step == 5:  # the rest join while three of the first four are decoding
                 for index in range(4, 8):
                     engine.add_request(f"r{index}", *requests[index], params[index])
             for output in engine.step():
                 outputs.setdefault(output.request_id, []).append(output)
-            if step > 3 and not engine.has_work:
+            if step > 5 and not engine.has_work:
                 break
 
         assert [output_token_ids(outputs[f"r{i}"]) for i in range(8)] == expected
+        if "step_time_target_ms" in sizes:
+            prefilled = [sum(chunk.length for chunk in scheduled.prefills) for scheduled in steps[5:]]
+            assert max(prefilled) == BLOCK_SIZE, "past the target, each step's first chunk gets one block"
+            assert prefilled.count(BLOCK_SIZE) >= 4, "every joiner's prompt took steps of its own"
         assert all(len(tokens) == p.max_tokens for tokens, p in zip(expected, params, strict=True))
 
     def test_more_requests_than_slots_wait_their_turn(self, halves: dict) -> None:
