@@ -259,7 +259,7 @@ class LLMEngine:
         )
         outputs = self._sample(sampled, logits) if sampled else []
         if sampled:  # reading the tokens back waited for the forward, on a GPU too: the step's whole time
-            self.scheduler.step_cost.observe(scheduled.shape, time.perf_counter() - started)
+            self.scheduler.step_took(scheduled, time.perf_counter() - started)
         for sequence in [s for s in sampled if s.finish_reason is not None]:
             self._release(sequence)
             self._counts["finished"] += 1

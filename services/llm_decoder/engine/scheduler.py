@@ -158,6 +158,11 @@ class Scheduler:
             return most
         return max(fits, min(most, self.block_size)) if first else fits
 
+    def step_took(self, step: ScheduledStep, seconds: float) -> None:
+        """What a step cost, for the step cost model: learnt only while there is a time target to keep."""
+        if self.step_target_s:
+            self.step_cost.observe(step.shape, seconds)
+
     def finish_chunks(self, step: ScheduledStep) -> None:
         """After the step's forward: its chunks' tokens are in the cache, and its newly full blocks may be
         shared."""
