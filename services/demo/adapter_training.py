@@ -23,7 +23,7 @@ from tqdm import tqdm
 from transformers import AutoProcessor, GenerationConfig, Glm4vForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from services.demo.batching import Batch, make_batch
+from services.demo.batching import Batch, answer_end_id, make_batch
 from services.demo.dataset import Split, balanced_heldout, samples
 from services.demo.sentences import in_sentences
 from services.demo.shipped import DEMO_MODEL
@@ -66,11 +66,11 @@ def train_adapter(config: AdapterTrainConfig) -> dict[str, float]:
         [{"params": [p for p in model.parameters() if p.requires_grad], "base_lr": config.learning_rate}],
         weight_decay=0.0,
     )
-    stop_id, pad_id = generation_config.eos_token_id[0], generation_config.pad_token_id
-    heldout = make_batch(processor, [in_sentences(s) for s in balanced_heldout(config.eval_per_group)], stop_id, pad_id)
+    pad_id = generation_config.pad_token_id
+    heldout = make_batch(processor, [in_sentences(s) for s in balanced_heldout(config.eval_per_group)], pad_id)
     stream = map(in_sentences, samples(Split.TRAIN, config.seed))
     pool = [
-        _encode(base, make_batch(processor, list(islice(stream, config.batch_size)), stop_id, pad_id))
+        _encode(base, make_batch(processor, list(islice(stream, config.batch_size)), pad_id))
         for _ in tqdm(range(min(config.pool_batches, config.steps)), desc="drawing the pictures", unit="batch")
     ]
     accuracy: dict[str, float] = {}
@@ -81,7 +81,7 @@ def train_adapter(config: AdapterTrainConfig) -> dict[str, float]:
         descend(optimizer, loss)
         progress.set_postfix(loss=f"{loss.item():.3f}")
         if step % config.eval_every == 0 or step + 1 == config.steps:
-            accuracy = teacher_forced_accuracy(model, heldout)
+            accuracy = teacher_forced_accuracy(model, heldout, answer_end_id(processor))
             progress.write(f"step {step}: " + " ".join(f"{k}={v:.2f}" for k, v in accuracy.items()))
     _save(model, config.out)
     return accuracy

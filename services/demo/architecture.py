@@ -10,9 +10,14 @@ from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoProcessor, GenerationConfig, Glm4vForConditionalGeneration
+from transformers.image_processing_utils import SizeDict
 
 from services.models.checkpoint import quiet_transformers
 from services.tiny_models.model_builder import build_tiny_model
+
+# The processor scales a larger picture down to this many pixels (aspect kept): at most 64 image tokens, so
+# a 512-pixel upload costs the demo model no more than twice a 168-pixel training scene (36).
+DEMO_MAX_PIXELS = 224 * 224
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ def new_demo_model(dims: DemoDims, seed: int) -> tuple[Glm4vForConditionalGenera
         config = AutoConfig.from_pretrained(template)
         processor = AutoProcessor.from_pretrained(template)
         generation_config = GenerationConfig.from_pretrained(template)
+    # GLM's resize counts the two temporal copies of a still picture: its pixel bound is twice the picture's.
+    processor.image_processor.size = SizeDict(
+        shortest_edge=processor.image_processor.size.shortest_edge, longest_edge=2 * DEMO_MAX_PIXELS
+    )
     assert sum(dims.mrope_section) * 4 == dims.text_hidden // dims.text_heads, "GLM rotates half of each head"
     text, vision = config.text_config, config.vision_config
     text.hidden_size, text.num_hidden_layers = dims.text_hidden, dims.text_layers

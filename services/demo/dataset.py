@@ -17,7 +17,18 @@ from PIL import Image
 
 from services.demo.drawing import render
 from services.demo.questions import LANGUAGES, Question, QuestionKind, ask
-from services.demo.scene import Scene, random_number, random_receipt, random_shapes, random_word
+from services.demo.scene import (
+    ReceiptScene,
+    Scene,
+    ShapesScene,
+    TextScene,
+    random_number,
+    random_receipt,
+    random_shapes,
+    random_word,
+)
+from services.demo.varied_drawing import render_varied
+from services.demo.varied_scene import VariedScene
 
 
 class Split(StrEnum):
@@ -27,7 +38,7 @@ class Split(StrEnum):
 
 HELDOUT_PERCENT = 10
 
-_SCENE_FOR_KIND: dict[QuestionKind, Callable[[random.Random], Scene]] = {
+SCENE_FOR_KIND: dict[QuestionKind, Callable[[random.Random], Scene]] = {
     QuestionKind.COLOUR: random_shapes,
     QuestionKind.SHAPE: random_shapes,
     QuestionKind.COUNT: random_shapes,
@@ -40,20 +51,24 @@ _SCENE_FOR_KIND: dict[QuestionKind, Callable[[random.Random], Scene]] = {
 
 @dataclass(frozen=True)
 class Sample:
-    scene: Scene
-    question: Question
+    """A conversation about one picture: a classic scene's or a varied one's, one to three questions."""
+
+    scene: Scene | VariedScene
+    questions: tuple[Question, ...]
+
+    @property
+    def question(self) -> Question:
+        """The first question: the only one of a held-out sample."""
+        return self.questions[0]
 
     @property
     def image(self) -> Image.Image:
-        return render(self.scene)
-
-    @property
-    def questions(self) -> tuple[Question, ...]:
-        """A sample is a conversation of one question."""
-        return (self.question,)
+        if isinstance(self.scene, ShapesScene | TextScene | ReceiptScene):
+            return render(self.scene)
+        return render_varied(self.scene)
 
 
-def split_of(scene: Scene) -> Split:
+def split_of(scene: Scene | VariedScene) -> Split:
     digest = hashlib.blake2b(repr(scene).encode(), digest_size=8).digest()
     return Split.HELDOUT if int.from_bytes(digest, "big") % 100 < HELDOUT_PERCENT else Split.TRAIN
 
@@ -72,9 +87,9 @@ def samples(
     while True:
         (kind,) = rng.choices(kind_choices, kind_weights)
         language = rng.choice(LANGUAGES)
-        scene = _SCENE_FOR_KIND[kind](rng)
+        scene = SCENE_FOR_KIND[kind](rng)
         if split_of(scene) is split:
-            yield Sample(scene, ask(scene, kind, language, rng))
+            yield Sample(scene, (ask(scene, kind, language, rng),))
 
 
 def balanced_heldout(per_group: int, seed: int = 0) -> list[Sample]:

@@ -9,7 +9,8 @@ from torch import nn
 from torch.nn import functional
 
 from services.demo.dataset import Sample
-from services.demo.scene import CATEGORIES, COLOURS, MAX_COUNT, SHAPES, WORDS, ReceiptScene, ShapesScene, TextScene
+from services.demo.scene import CATEGORIES, COLOURS, MAX_COUNT, SHAPES, WORDS, ShapesScene, TextScene
+from services.demo.varied_scene import VariedReceipt, VariedShapes, VariedText
 
 IGNORE = -100
 TOTAL_DIGITS = 5  # every total reads "ddd.dd"
@@ -77,9 +78,15 @@ def probe_targets(samples: tuple[Sample, ...]) -> torch.Tensor:
 def _targets(sample: Sample) -> list[int]:
     values = dict.fromkeys(ATTRIBUTES, IGNORE)
     scene = sample.scene
+    if isinstance(scene, VariedShapes | VariedText | VariedReceipt) and scene.look.fogged:
+        return list(values.values())  # nothing to read
     if isinstance(scene, ShapesScene):
         values.update(colour=scene.colour, shape=scene.shape, count=scene.count - 1)
-    elif isinstance(scene, TextScene):
+    elif isinstance(scene, VariedShapes):
+        values["count"] = scene.count - 1
+        if not scene.mixed:  # one colour and one shape to name
+            values.update(colour=scene.figures[0].colour, shape=scene.figures[0].shape)
+    elif isinstance(scene, TextScene | VariedText):
         values["colour"] = scene.colour
         if scene.is_number:
             tens, units = divmod(int(scene.text), 10)
@@ -87,7 +94,6 @@ def _targets(sample: Sample) -> list[int]:
         else:
             values["word"] = WORDS.index(scene.text)
     else:
-        assert isinstance(scene, ReceiptScene)
         values["category"] = scene.category
         digits = [int(character) for character in scene.total if character.isdigit()]
         values.update({f"total_{i}": digit for i, digit in enumerate(digits)})

@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never open a window
 import matplotlib.pyplot as plt
 
-PROBE_PREFIX = "probe:"  # accuracy keys of the image probe's attributes; the others are question kinds
+PROBE_PREFIX = "probe:"  # accuracy keys of the image probe's attributes
+VARIED_PREFIX = "varied:"  # accuracy keys of the varied held-out conversations; unprefixed: the classic held-out
 
 
 @dataclass
@@ -20,7 +21,7 @@ class LearningCurve:
     answer_loss: list[float] = field(default_factory=list)
     probe_loss: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
-    accuracy: dict[str, list[float]] = field(default_factory=dict)  # kind -> held-out exact match per eval
+    accuracy: dict[str, list[float]] = field(default_factory=dict)  # name -> held-out accuracy per eval
 
     def record_loss(self, step: int, answer_loss: float, probe_loss: float) -> None:
         self.loss_steps.append(step)
@@ -37,17 +38,20 @@ class LearningCurve:
 
     def save(self, json_path: Path, png_path: Path) -> None:
         json_path.write_text(json.dumps(asdict(self)))
-        figure, (losses, accuracies, probe) = plt.subplots(1, 3, figsize=(16, 4))
+        figure, (losses, accuracies, varied, probe) = plt.subplots(1, 4, figsize=(21, 4))
         losses.plot(self.loss_steps, self.answer_loss, label="answer (next token)")
         losses.plot(self.loss_steps, self.probe_loss, label="image probe")
         losses.set(xlabel="step", ylabel="loss", yscale="log", title="training loss")
         losses.legend()
         for name, values in self.accuracy.items():
-            axes = probe if name.startswith(PROBE_PREFIX) else accuracies
-            axes.plot(self.eval_steps, values, label=name.removeprefix(PROBE_PREFIX))
+            axes = probe if name.startswith(PROBE_PREFIX) else varied if name.startswith(VARIED_PREFIX) else accuracies
+            axes.plot(self.eval_steps, values, label=name.removeprefix(PROBE_PREFIX).removeprefix(VARIED_PREFIX))
         accuracies.set(xlabel="step", ylabel="exact match", ylim=(0, 1), title="held-out answers (teacher-forced)")
+        varied.set(
+            xlabel="step", ylabel="exact match", ylim=(0, 1), title="held-out varied conversations (teacher-forced)"
+        )
         probe.set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="held-out image probe")
-        for axes in (accuracies, probe):
+        for axes in (accuracies, varied, probe):
             axes.legend(fontsize="small")
         figure.tight_layout()
         figure.savefig(png_path, dpi=90)

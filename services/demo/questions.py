@@ -31,7 +31,7 @@ class QuestionKind(StrEnum):
 
 LANGUAGES = ("en", "zh")
 
-# What training asks, word for word.
+# The classic wordings: the held-out set asks these, and training does too (`varied_questions` adds more).
 TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
     QuestionKind.COLOUR: {
         "en": ("What colour is the shape?", "What color are the shapes?"),
@@ -45,6 +45,8 @@ TEMPLATES: dict[QuestionKind, dict[str, tuple[str, ...]]] = {
     QuestionKind.TRAVEL: {"en": ("Is this a travel expense?",), "zh": ("这是差旅费吗?",)},
 }
 YES_NO = {"en": ("yes", "no"), "zh": ("是", "否")}
+# What the model answers when the picture cannot answer the question (fogged, or nothing of what is asked).
+CANT_TELL = {"en": "I can't tell", "zh": "看不清"}
 
 # Every answer training teaches, totals aside: those are any amount in the receipt's one layout, `ddd.dd`.
 _ANSWERS = frozenset(
@@ -53,6 +55,7 @@ _ANSWERS = frozenset(
     + [str(number) for number in range(MAX_NUMBER + 1)]  # counts included
     + list(WORDS)
     + [word for words in YES_NO.values() for word in words]
+    + list(CANT_TELL.values())
 )
 _TOTAL = re.compile(r"[1-9][0-9]{2}\.[0-9]{2}")
 

@@ -37,8 +37,8 @@ def as_sentence(kind: QuestionKind, language: str, answer: str) -> str:
 
 
 def in_sentences(sample: Sample) -> Sample:
-    """The same picture and question, answered with a sentence."""
-    question = sample.question
+    """The same picture and questions, answered with sentences."""
     return Sample(
-        sample.scene, replace(question, answer=as_sentence(question.kind, question.language, question.answer))
+        sample.scene,
+        tuple(replace(q, answer=as_sentence(q.kind, q.language, q.answer)) for q in sample.questions),
     )

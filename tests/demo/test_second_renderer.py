@@ -32,6 +32,8 @@ from services.demo.second_renderer.pictures import (
     Texture,
 )
 from services.demo.second_renderer.questions import NAMED_PARAPHRASES, PARAPHRASES
+from services.demo.training_mix import conversations as training_conversations
+from services.demo.varied_questions import NAMED_TEMPLATES, VARIED_TEMPLATES
 
 SECOND_RENDERER = Path(__file__).parents[2] / "services" / "demo" / "second_renderer"
 SEEDS = (0, 1)
@@ -72,13 +74,24 @@ class TestDisjointFromTraining:
     case, spelling and punctuation), and no code is training's drawing."""
 
     def test_no_picture_is_a_training_render(self, conversations: dict[int, list[PictureConversation]]) -> None:
-        training = {_digest(sample.image) for seed in SEEDS for sample in islice(samples(Split.TRAIN, seed), 300)}
+        training = {
+            _digest(sample.image)
+            for seed in SEEDS
+            for stream in (samples(Split.TRAIN, seed), training_conversations(Split.TRAIN, seed, list(QuestionKind)))
+            for sample in islice(stream, 300)
+        }
         ours = {_digest(c.image) for seed in SEEDS for c in conversations[seed]}
         assert training and len(ours) == sum(map(len, conversations.values()))
         assert not training & ours
 
     def test_no_question_is_worded_as_in_training(self) -> None:
-        trained = {_normalised(text) for kind in TEMPLATES.values() for texts in kind.values() for text in texts}
+        trained = {
+            _normalised(text)
+            for table in (TEMPLATES, VARIED_TEMPLATES, NAMED_TEMPLATES)
+            for kind in table.values()
+            for texts in kind.values()
+            for text in texts
+        }
         ours = [
             text
             for table in (PARAPHRASES, NAMED_PARAPHRASES)
@@ -95,7 +108,8 @@ class TestDisjointFromTraining:
             for node in ast.walk(ast.parse(path.read_text()))
             if isinstance(node, ast.ImportFrom)
         }
-        assert "services.demo.drawing" not in imported and "services.demo.dataset" not in imported
+        training = {"services.demo.drawing", "services.demo.dataset", "services.demo.varied_drawing"}
+        assert not imported & training
 
 
 class TestWording:
