@@ -30,11 +30,12 @@ TARGETS = {
     QuestionKind.TOTAL: 0.8,
     QuestionKind.TRAVEL: 0.9,
 }
-# The second renderer's first 6 conversations per kind and language (seed 0), measured on the shipped model:
-# 5 of 84 first questions right (6.0%), 5 of 115 follow-ups (4.3%). The floors are those less a margin for
-# another CPU's rounding; retraining for issue 27 is to raise them (its targets: docs/demo-model.md).
+# The second renderer's first 6 conversations per kind and language (seed 0), measured on the shipped model
+# retrained for issue 27: 20 of 84 first questions right (23.8%), 34 of 115 follow-ups (29.6%), no reply
+# outside the answer vocabulary (before: 6.0%, 4.3% and 28% pieces of words). The floors are those less a
+# margin for another CPU's rounding; the issue's targets (docs/demo-model.md) are higher still.
 SECOND_RENDERER_SAMPLE = 6
-SECOND_RENDERER_FLOORS = {Turn.FIRST: 0.03, Turn.FOLLOW_UP: 0.02}
+SECOND_RENDERER_FLOORS = {Turn.FIRST: 0.2, Turn.FOLLOW_UP: 0.25}
 
 
 def test_weights_are_a_few_megabytes() -> None:
@@ -96,6 +97,11 @@ def second_renderer_report(answerer: Answerer) -> Report:
 
 
 @pytest.mark.parametrize("turn", list(Turn))
-def test_no_worse_than_today_on_the_second_renderer(second_renderer_report: Report, turn: Turn) -> None:
+def test_meets_its_floor_on_the_second_renderer(second_renderer_report: Report, turn: Turn) -> None:
     report = second_renderer_report
     assert report.overall(turn) >= SECOND_RENDERER_FLOORS[turn], (turn, report.as_table())
+
+
+def test_replies_are_answers_never_pieces_of_words(second_renderer_report: Report) -> None:
+    """Asked about pictures drawn otherwise, the model answers from its vocabulary or says "I can't tell"."""
+    assert not second_renderer_report.outside_vocabulary, second_renderer_report.vocabulary_line()

@@ -137,7 +137,7 @@ class TestAsking:
         page.fill("#question", "Is this a travel expense?")
         page.press("#question", "Enter")
         _wait_for_answers(page, 1)
-        page.click("text=这是什么品牌?")
+        page.click("text=总金额是多少?")
         _wait_for_answers(page, 2)
 
         meta = page.text_content(".turn.assistant .meta")
@@ -147,7 +147,7 @@ class TestAsking:
         assert first["temperature"] == 0, "greedy unless asked: the demo model and its adapters answer best at 0"
         assert first["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/")
         assert [m["role"] for m in follow_up["messages"]] == ["user", "assistant", "user"]
-        assert follow_up["messages"][2]["content"] == "这是什么品牌?"
+        assert follow_up["messages"][2]["content"] == "总金额是多少?"
         assert all(url.startswith(base_url) for url in urls), "the page must load nothing from elsewhere"
 
     @pytest.mark.parametrize(("entered", "sent"), [("0.7", 0.7), ("", 0), ("5", 0)])
@@ -405,6 +405,15 @@ class TestModelPicker:
         page.press("#question", "Enter")
         _wait_for_answers(page, 1)
         assert requests[0]["model"] == "tiny"
+
+    def test_what_the_demo_model_can_answer_is_said_only_when_it_is_served(self, page: Any) -> None:
+        page.wait_for_function("document.querySelectorAll('#model option').length === 1")
+        assert page.is_hidden("#demo-note")  # another model ("tiny"): the examples alone
+        demo = {"object": "list", "data": [{"id": "glm4v-demo", "object": "model", "owned_by": "flashvqa"}]}
+        page.route("**/v1/models", lambda route: route.fulfill(json=demo))
+        page.reload()
+        page.wait_for_selector("#demo-note", state="visible")
+        assert "I can't tell" in page.inner_text("#demo-note")
 
     def test_an_unreachable_model_list_leaves_the_model_out_and_the_base_answers(self, adapter_page: Any) -> None:
         page = adapter_page

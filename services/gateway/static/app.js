@@ -1,5 +1,6 @@
 // flashvqa web page: pick a picture, ask, watch the answer stream (SSE from /v1/chat/completions).
 const MAX_UPLOAD_SIDE = 1024; // the server normalises to ~512x512; bigger uploads only cost time
+const DEMO_MODEL_ID = "glm4v-demo"; // the model that ships with the package (services/demo/glm4v-demo/)
 const RECEIPT_SCHEMA_URL = "/static/receipt_schema.json"; // examples/receipt_schema.json, the example in docs/api.md
 const $ = (id) => document.getElementById(id);
 
@@ -159,6 +160,7 @@ async function loadModels() {
   );
   if (models.some(({ id }) => id === chosen)) select.value = chosen;
   $("model-picker").hidden = models.length < 2;
+  $("demo-note").hidden = !models.some(({ id }) => id === DEMO_MODEL_ID);
   if (chosen && select.value !== chosen) newConversation(); // the chosen model is no longer listed
 }
 
