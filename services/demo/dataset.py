@@ -17,16 +17,7 @@ from PIL import Image
 
 from services.demo.drawing import render
 from services.demo.questions import LANGUAGES, Question, QuestionKind, ask
-from services.demo.scene import (
-    ReceiptScene,
-    Scene,
-    ShapesScene,
-    TextScene,
-    random_number,
-    random_receipt,
-    random_shapes,
-    random_word,
-)
+from services.demo.scene import Scene, random_number, random_receipt, random_shapes, random_word
 from services.demo.varied_drawing import render_varied
 from services.demo.varied_scene import VariedScene
 
@@ -63,7 +54,7 @@ class Sample:
 
     @property
     def image(self) -> Image.Image:
-        if isinstance(self.scene, ShapesScene | TextScene | ReceiptScene):
+        if isinstance(self.scene, Scene):
             return render(self.scene)
         return render_varied(self.scene)
 

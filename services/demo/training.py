@@ -1,6 +1,8 @@
 """Train the demo model on the synthetic questions, on the CPU.
 
-    python -m services.demo.training --out services/demo/glm4v-demo   # the shipped model: 3,400 steps, ~30 min
+    python -m services.demo.training --out DIR   # from random init: 3,400 steps, ~30 min
+
+The shipped model went on from earlier weights (`--init`); docs/demo-model.md gives its two runs.
 
 Next-token loss on the answer plus its stop token, an auxiliary image objective (`image_probe`), a
 curriculum that draws the slow-to-learn kinds more often (`curriculum`), a learning rate of its own for

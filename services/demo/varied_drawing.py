@@ -106,8 +106,8 @@ def _paper(receipt: VariedReceipt) -> Image.Image:
     draw = ImageDraw.Draw(paper)
     small, large = _font(17), _font(24)
     y = 10
-    for text in (receipt.merchant, receipt.date, CATEGORIES[receipt.category][0]):
-        draw.text((12, y), text, fill=_INK, font=small if text != CATEGORIES[receipt.category][0] else large)
+    for text, font in ((receipt.merchant, small), (receipt.date, small), (CATEGORIES[receipt.category][0], large)):
+        draw.text((12, y), text, fill=_INK, font=font)
         y += row
     for name, amount in receipt.lines:
         draw.text((12, y), name, fill=_INK, font=small)
